@@ -1,0 +1,1 @@
+"""The ``molgraph`` command line."""

@@ -1,0 +1,45 @@
+"""Shared test fixtures.
+
+Real data lives in ``../shared/data`` next to the repository (or wherever ``MOLGRAPH_TEST_DATA``
+points). Tests that need it use the ``data_root`` fixture, which skips with a clear reason when
+the folder is absent and otherwise points ``MOLGRAPH_DATA`` at it for the test's duration.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+
+import pytest
+
+REPO = Path(__file__).resolve().parents[1]
+
+
+def _shared_data() -> Path | None:
+    candidates = [os.environ.get("MOLGRAPH_TEST_DATA"), REPO.parent / "shared" / "data"]
+    for cand in candidates:
+        if cand and Path(cand).is_dir():
+            return Path(cand)
+    return None
+
+
+SHARED_DATA = _shared_data()
+
+
+@pytest.fixture
+def data_root(monkeypatch: pytest.MonkeyPatch) -> Path:
+    """The shared real-data folder; ``MOLGRAPH_DATA`` points at it during the test."""
+    if SHARED_DATA is None:
+        pytest.skip("shared data folder ../shared/data not found (set MOLGRAPH_TEST_DATA)")
+    monkeypatch.setenv("MOLGRAPH_DATA", str(SHARED_DATA))
+    return SHARED_DATA
+
+
+@pytest.fixture
+def no_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
+    """An empty data root and cache, so nothing outside the test is found or written."""
+    empty = tmp_path / "empty_root"
+    empty.mkdir()
+    monkeypatch.setenv("MOLGRAPH_DATA", str(empty))
+    monkeypatch.setenv("MOLGRAPH_CACHE", str(tmp_path / "cache"))
+    return empty
