@@ -1,0 +1,232 @@
+"""Featurizing many molecules: streaming, in parallel, with every failure reported.
+
+:func:`iter_featurize` streams ``(index, GraphArrays | Reject)`` in input order over any iterable
+(a generator over a 1M-row file never has more than ``2 * n_jobs`` chunks in memory);
+:func:`featurize_smiles` collects the graphs as ``Data`` plus the list of rejects.
+
+Worker processes send numpy arrays (:class:`~molgraph.featurizers.graph.GraphArrays`) back,
+never torch tensors: plain numpy pickles are cheap, torch's multiprocessing pickling is not.
+"""
+
+from __future__ import annotations
+
+import itertools
+import multiprocessing as mp
+import os
+import sys
+from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
+from dataclasses import dataclass, field
+from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
+
+from rdkit import Chem
+from torch_geometric.data import Data
+
+from molgraph.chem import MoleculeError
+from molgraph.featurizers.graph import GraphArrays, MolGraphFeaturizer
+
+__all__ = ["Reject", "FeaturizeResult", "iter_featurize", "featurize_smiles", "default_progress"]
+
+Errors = Literal["raise", "skip"]
+
+
+class Reject(NamedTuple):
+    """An input that could not be featurized: its position, the input text and why."""
+
+    index: int
+    input: str
+    reason: str
+
+
+@dataclass
+class FeaturizeResult:
+    """Graphs in input order (failures left out), the rejects, and each graph's input index.
+
+    Unpacks as ``graphs, rejects = featurize_smiles(...)``.
+    """
+
+    graphs: list[Data]
+    rejects: list[Reject]
+    indices: list[int] = field(default_factory=list)
+
+    def __iter__(self) -> Iterator[Any]:
+        return iter((self.graphs, self.rejects))
+
+
+def default_progress(progress: bool | None) -> bool:
+    """``None`` means: show a progress bar only when stderr is a terminal."""
+    return sys.stderr.isatty() if progress is None else bool(progress)
+
+
+# -- worker side ----------------------------------------------------------------------------------
+_WORKER_FEATURIZER: MolGraphFeaturizer | None = None
+
+
+def _init_worker(config: dict[str, Any]) -> None:
+    global _WORKER_FEATURIZER
+    from rdkit import rdBase
+
+    rdBase.DisableLog("rdApp.*")  # reasons are captured per molecule; keep workers quiet
+    _WORKER_FEATURIZER = MolGraphFeaturizer.from_config(config)
+
+
+def _featurize_item(featurizer: MolGraphFeaturizer, index: int, item: Any) -> GraphArrays | Reject:
+    try:
+        return featurizer.arrays(item, index=index)
+    except MoleculeError as err:
+        reason = err.reason
+    except Exception as exc:  # an RDKit failure we did not foresee still names the molecule
+        reason = f"{type(exc).__name__}: {exc}"
+    shown = item if isinstance(item, str) else (Chem.MolToSmiles(item) if isinstance(item, Chem.Mol) else repr(item))
+    return Reject(index, shown, reason)
+
+
+def _featurize_chunk(start: int, items: Sequence[Any]) -> list[GraphArrays | Reject]:
+    assert _WORKER_FEATURIZER is not None, "worker not initialised"
+    return [_featurize_item(_WORKER_FEATURIZER, start + k, item) for k, item in enumerate(items)]
+
+
+# -- driver ----------------------------------------------------------------------------------------
+def _chunks(items: Iterable[Any], size: int) -> Iterator[tuple[int, list[Any]]]:
+    it = iter(items)
+    start = 0
+    while True:
+        chunk = list(itertools.islice(it, size))
+        if not chunk:
+            return
+        yield start, chunk
+        start += len(chunk)
+
+
+def _mp_context() -> mp.context.BaseContext:
+    # fork starts workers in milliseconds (no re-import of torch/RDKit); workers only touch
+    # RDKit and numpy, so forking a process that has imported torch is safe here.
+    methods = mp.get_all_start_methods()
+    return mp.get_context("fork" if "fork" in methods else "spawn")
+
+
+def iter_featurize(
+    molecules: Iterable[str | Chem.Mol],
+    featurizer: MolGraphFeaturizer | None = None,
+    *,
+    n_jobs: int = 1,
+    chunk_size: int = 512,
+    errors: Errors = "raise",
+    progress: bool | None = None,
+    total: int | None = None,
+) -> Iterator[tuple[int, GraphArrays | Reject]]:
+    """Featurize a stream of SMILES (or RDKit molecules), yielding results in input order.
+
+    Args:
+        molecules: any iterable; it is consumed lazily, chunk by chunk.
+        featurizer: defaults to ``MolGraphFeaturizer.ogb()``.
+        n_jobs: worker processes (1 = in this process; -1 = all cores).
+        chunk_size: molecules per task sent to a worker.
+        errors: ``"raise"`` stops at the first bad molecule with a :class:`MoleculeError`
+            naming its index and reason; ``"skip"`` yields a :class:`Reject` for it and goes on.
+        progress: show a progress bar (default: only when stderr is a terminal).
+        total: number of molecules, for the progress bar when ``molecules`` has no ``len``.
+
+    Yields:
+        ``(index, GraphArrays)`` for each good molecule and ``(index, Reject)`` for each bad one.
+    """
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    featurizer = featurizer or MolGraphFeaturizer.ogb()
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1 or -1, got {n_jobs}")
+    if total is None and hasattr(molecules, "__len__"):
+        total = len(molecules)  # type: ignore[arg-type]
+
+    from tqdm.auto import tqdm
+
+    bar = tqdm(total=total, unit="mol", disable=not default_progress(progress), desc="featurizing")
+    try:
+        results = _serial(molecules, featurizer, chunk_size) if n_jobs == 1 else _parallel(
+            molecules, featurizer, n_jobs, chunk_size
+        )
+        for chunk in results:
+            for index, result in chunk:
+                if errors == "raise" and isinstance(result, Reject):
+                    raise MoleculeError(result.reason, result.input, result.index)
+                yield index, result
+            bar.update(len(chunk))
+    finally:
+        bar.close()
+
+
+def _serial(
+    molecules: Iterable[Any], featurizer: MolGraphFeaturizer, chunk_size: int
+) -> Iterator[list[tuple[int, GraphArrays | Reject]]]:
+    from rdkit import rdBase
+
+    with rdBase.BlockLogs():
+        for start, chunk in _chunks(molecules, chunk_size):
+            yield [(start + k, _featurize_item(featurizer, start + k, item)) for k, item in enumerate(chunk)]
+
+
+def _parallel(
+    molecules: Iterable[Any], featurizer: MolGraphFeaturizer, n_jobs: int, chunk_size: int
+) -> Iterator[list[tuple[int, GraphArrays | Reject]]]:
+    max_in_flight = 2 * n_jobs  # bounded read-ahead: memory stays flat on any input size
+    chunks = _chunks(molecules, chunk_size)
+    pending: dict[int, Future] = {}
+    done: dict[int, list[GraphArrays | Reject]] = {}
+    next_to_yield = 0
+    with ProcessPoolExecutor(
+        max_workers=n_jobs, mp_context=_mp_context(), initializer=_init_worker,
+        initargs=(featurizer.to_config(),),
+    ) as pool:
+        try:
+            exhausted = False
+            while True:
+                while not exhausted and len(pending) + len(done) < max_in_flight:
+                    try:
+                        start, chunk = next(chunks)
+                    except StopIteration:
+                        exhausted = True
+                        break
+                    pending[start] = pool.submit(_featurize_chunk, start, chunk)
+                if next_to_yield in done:
+                    out = done.pop(next_to_yield)
+                    yield [(next_to_yield + k, r) for k, r in enumerate(out)]
+                    next_to_yield += len(out)
+                    continue
+                if not pending:
+                    return
+                finished, _ = wait(list(pending.values()), return_when=FIRST_COMPLETED)
+                for start in [s for s, f in pending.items() if f in finished]:
+                    done[start] = pending.pop(start).result()
+        finally:
+            for fut in pending.values():
+                fut.cancel()
+
+
+def featurize_smiles(
+    molecules: Iterable[str | Chem.Mol],
+    featurizer: MolGraphFeaturizer | None = None,
+    *,
+    n_jobs: int = 1,
+    chunk_size: int = 512,
+    errors: Errors = "raise",
+    progress: bool | None = None,
+) -> FeaturizeResult:
+    """Featurize many molecules into a list of ``Data`` (see :func:`iter_featurize`).
+
+    Returns:
+        :class:`FeaturizeResult`; unpack as ``graphs, rejects``. With ``errors="raise"`` the
+        rejects list is always empty (the first failure raises).
+    """
+    graphs: list[Data] = []
+    rejects: list[Reject] = []
+    indices: list[int] = []
+    for index, result in iter_featurize(
+        molecules, featurizer, n_jobs=n_jobs, chunk_size=chunk_size, errors=errors, progress=progress
+    ):
+        if isinstance(result, Reject):
+            rejects.append(result)
+        else:
+            graphs.append(result.to_data())
+            indices.append(index)
+    return FeaturizeResult(graphs, rejects, indices)
