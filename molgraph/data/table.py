@@ -1,0 +1,84 @@
+"""Reading molecule tables (CSV/TSV, optionally gzipped) with labels.
+
+Handles the quirks of real files: CRLF line ends, blank lines between rows (MoleculeNet HIV),
+quoted SMILES, ``.gz`` compression, any SMILES column name (BACE uses ``mol``). Empty cells and
+``NaN`` in a target column mean "missing label" (kept as NaN); any other non-numeric label is an
+error naming the row and column.
+"""
+
+from __future__ import annotations
+
+from dataclasses import dataclass
+from pathlib import Path
+from typing import Sequence
+
+import numpy as np
+import pandas as pd
+
+__all__ = ["MoleculeTable", "read_molecule_table"]
+
+
+@dataclass
+class MoleculeTable:
+    """A molecule file's content.
+
+    Attributes:
+        smiles: one string per data row (``""`` where the cell was empty).
+        targets: ``(num_rows, num_targets)`` float64, NaN = missing label.
+        target_columns: names of the target columns, in column order of ``targets``.
+        frame: the whole table as read (all columns as strings), for writing outputs that keep
+            the user's columns.
+    """
+
+    smiles: list[str]
+    targets: np.ndarray
+    target_columns: list[str]
+    frame: pd.DataFrame
+
+
+def _separator(path: Path) -> str:
+    name = path.name.lower().removesuffix(".gz")
+    return "\t" if name.endswith((".tsv", ".tab")) else ","
+
+
+def read_molecule_table(
+    path: str | Path,
+    smiles_column: str,
+    target_columns: Sequence[str] | None = None,
+) -> MoleculeTable:
+    """Read a CSV/TSV (``.gz`` allowed) with a SMILES column and optional numeric targets.
+
+    Raises:
+        FileNotFoundError: the file does not exist.
+        KeyError: a named column is absent (the message lists the columns present).
+        ValueError: a target cell is neither a number nor empty, naming row (0-based data row)
+            and column.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"molecule file not found: {path}")
+    # Everything as text: SMILES like "NA" or "nan"-looking names must not become floats, and
+    # labels are converted below with errors that name the cell.
+    frame = pd.read_csv(
+        path, sep=_separator(path), dtype=str, keep_default_na=False, skip_blank_lines=True,
+        compression="infer", encoding="utf-8", encoding_errors="replace",
+    )
+    # a file whose header repeats a name (QM8's duplicated columns) gets pandas' ".1" suffixes;
+    # strip stray whitespace/CR that some files carry in header cells
+    frame.columns = [str(c).strip() for c in frame.columns]
+    target_columns = list(target_columns or [])
+    missing = [c for c in [smiles_column, *target_columns] if c not in frame.columns]
+    if missing:
+        raise KeyError(f"{path}: column(s) {missing} not found; columns present: {list(frame.columns)}")
+    smiles = [s.strip() for s in frame[smiles_column].tolist()]
+    targets = np.full((len(frame), len(target_columns)), np.nan, dtype=np.float64)
+    for j, col in enumerate(target_columns):
+        for i, cell in enumerate(frame[col].tolist()):
+            cell = cell.strip()
+            if cell == "" or cell.lower() in ("nan", "na", "n/a", "none", "null"):
+                continue
+            try:
+                targets[i, j] = float(cell)
+            except ValueError:
+                raise ValueError(f"{path}: row {i}, column {col!r}: label {cell!r} is not a number") from None
+    return MoleculeTable(smiles, targets, target_columns, frame)
