@@ -37,6 +37,7 @@ class CollatedGraphs(Sequence[Data]):
         pos: ``(total_atoms, 3)`` float32 angstrom, or ``None`` (only kept when every graph has it).
         z: ``(total_atoms,)`` atomic numbers, with ``pos``.
         meta: free JSON-serializable metadata (featurizer config, source file, ...).
+        rows: ``(num_graphs,)`` int64 position of each graph's molecule in its input, or ``None``.
     """
 
     def __init__(
@@ -50,7 +51,10 @@ class CollatedGraphs(Sequence[Data]):
         pos: torch.Tensor | None = None,
         z: torch.Tensor | None = None,
         meta: dict[str, Any] | None = None,
+        rows: torch.Tensor | None = None,
     ):
+        if rows is not None and len(rows) != len(smiles):
+            raise ValueError("rows needs one entry per graph")
         if len(atom_ptr) != len(smiles) + 1 or len(edge_ptr) != len(smiles) + 1:
             raise ValueError("atom_ptr and edge_ptr need num_graphs + 1 entries")
         if int(atom_ptr[-1]) != x.shape[0] or int(edge_ptr[-1]) != edge_index.shape[1]:
@@ -60,14 +64,20 @@ class CollatedGraphs(Sequence[Data]):
         self.smiles = list(smiles)
         self.pos, self.z = pos, z
         self.meta = dict(meta or {})
+        self.rows = rows
         # python ints: indexing a tensor element per __getitem__ would cost more than the slicing
         self._a = atom_ptr.tolist()
         self._e = edge_ptr.tolist()
 
     # -- building --------------------------------------------------------------------------------
     @classmethod
-    def from_arrays(cls, graphs: Iterable[GraphArrays], meta: dict[str, Any] | None = None) -> "CollatedGraphs":
-        """Concatenate featurized molecules (keeps the order)."""
+    def from_arrays(
+        cls,
+        graphs: Iterable[GraphArrays],
+        meta: dict[str, Any] | None = None,
+        rows: Sequence[int] | None = None,
+    ) -> "CollatedGraphs":
+        """Concatenate featurized molecules (keeps the order); ``rows``: their input positions."""
         graphs = list(graphs)
         if not graphs:
             raise ValueError("no graphs to collate")
@@ -84,6 +94,7 @@ class CollatedGraphs(Sequence[Data]):
             pos=torch.from_numpy(np.concatenate([g.pos for g in graphs])) if with_pos else None,
             z=torch.from_numpy(np.concatenate([g.z for g in graphs])) if with_pos else None,
             meta=meta,
+            rows=torch.tensor(list(rows), dtype=torch.long) if rows is not None else None,
         )
 
     # -- sequence protocol -----------------------------------------------------------------------
@@ -127,6 +138,8 @@ class CollatedGraphs(Sequence[Data]):
         }
         if self.pos is not None:
             out["pos"], out["z"] = self.pos, self.z
+        if self.rows is not None:
+            out["rows"] = self.rows
         return out
 
     @classmethod
@@ -135,7 +148,7 @@ class CollatedGraphs(Sequence[Data]):
             raise ValueError(f"not a molgraph graph file (format {d.get('format')!r}, expected {FORMAT!r})")
         return cls(
             d["x"], d["edge_index"], d["edge_attr"], d["atom_ptr"], d["edge_ptr"], list(d["smiles"]),
-            d.get("pos"), d.get("z"), json.loads(d.get("meta_json", "{}")),
+            d.get("pos"), d.get("z"), json.loads(d.get("meta_json", "{}")), d.get("rows"),
         )
 
     def save(self, path: str | Path) -> Path:

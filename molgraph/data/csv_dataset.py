@@ -107,7 +107,7 @@ class MoleculeCSVDataset(Dataset):
                 self._write_cache(cache_path, key_material, *loaded)
         else:
             self.from_cache = True
-        self.graphs, self.y, self.rows, self.rejects = loaded
+        self.graphs, self.y, self.rejects = loaded
         if errors == "raise" and self.rejects:
             first = self.rejects[0]
             raise MoleculeError(first.reason, first.input, first.index)
@@ -126,21 +126,20 @@ class MoleculeCSVDataset(Dataset):
                 rows.append(index)
         if not arrays:
             raise ValueError(f"{self.path}: no molecule could be featurized ({len(rejects)} rejected)")
-        graphs = CollatedGraphs.from_arrays(arrays, meta={"featurizer": self.featurizer.to_config()})
+        graphs = CollatedGraphs.from_arrays(arrays, meta={"featurizer": self.featurizer.to_config()}, rows=rows)
         y = torch.from_numpy(table.targets[rows].astype(np.float32))
         if self.task_type == "classification":
             labels = table.targets[~np.isnan(table.targets)]
             bad = np.setdiff1d(np.unique(labels), [0.0, 1.0])
             if bad.size:
                 raise ValueError(f"{self.path}: classification labels must be 0/1 (or empty), found {bad[:5].tolist()}")
-        return graphs, y, torch.tensor(rows, dtype=torch.long), rejects
+        return graphs, y, rejects
 
-    def _write_cache(self, path: Path, key: dict[str, Any], graphs, y, rows, rejects) -> None:
+    def _write_cache(self, path: Path, key: dict[str, Any], graphs, y, rejects) -> None:
         payload = {
             "key_json": json.dumps(key, sort_keys=True),
             "graphs": graphs.to_dict(),
             "y": y,
-            "rows": rows,
             "rejects": [[r.index, r.input, r.reason] for r in rejects],
         }
         try:
@@ -159,7 +158,7 @@ class MoleculeCSVDataset(Dataset):
         if payload.get("key_json") != json.dumps(key, sort_keys=True):
             return None
         rejects = [Reject(int(i), str(s), str(r)) for i, s, r in payload["rejects"]]
-        return CollatedGraphs.from_dict(payload["graphs"]), payload["y"], payload["rows"], rejects
+        return CollatedGraphs.from_dict(payload["graphs"]), payload["y"], rejects
 
     # -- access ----------------------------------------------------------------------------------
     def __len__(self) -> int:
@@ -168,8 +167,13 @@ class MoleculeCSVDataset(Dataset):
     def __getitem__(self, index: int) -> Data:
         data = self.graphs[index]
         data.y = self.y[index].unsqueeze(0)
-        data.row = int(self.rows[index])
+        data.row = int(self.graphs.rows[index])
         return data
+
+    @property
+    def rows(self) -> torch.Tensor:
+        """0-based data row in the file of each kept molecule, ``(len(self),)``."""
+        return self.graphs.rows
 
     @property
     def smiles(self) -> list[str]:

@@ -70,6 +70,8 @@ def _init_worker(config: dict[str, Any]) -> None:
 
 
 def _featurize_item(featurizer: MolGraphFeaturizer, index: int, item: Any) -> GraphArrays | Reject:
+    if isinstance(item, MoleculeError):  # a reader's failure (e.g. an SDF record) passes through
+        return Reject(index, item.input or "", item.reason)
     try:
         return featurizer.arrays(item, index=index)
     except MoleculeError as err:
@@ -117,7 +119,8 @@ def iter_featurize(
     """Featurize a stream of SMILES (or RDKit molecules), yielding results in input order.
 
     Args:
-        molecules: any iterable; it is consumed lazily, chunk by chunk.
+        molecules: any iterable; it is consumed lazily, chunk by chunk. An item may also be a
+            :class:`MoleculeError` from a reader, which becomes a reject at its position.
         featurizer: defaults to ``MolGraphFeaturizer.ogb()``.
         n_jobs: worker processes (1 = in this process; -1 = all cores).
         chunk_size: molecules per task sent to a worker.

@@ -1,0 +1,140 @@
+"""``molgraph featurize``: a file of molecules -> a graph file, plus a rejects file.
+
+Inputs: CSV/TSV (``.gz`` allowed; ``-s`` names the SMILES column), ``.smi`` (one SMILES per line,
+optional name after whitespace), or SDF (``.sdf``/``.sdf.gz``). Output: ``.pt`` (loads with
+``torch.load(..., weights_only=True)`` or :meth:`molgraph.data.collated.CollatedGraphs.load`) or
+``.npz``. Rejects go to ``<OUT stem>.rejects.csv`` (row, input, reason).
+"""
+
+from __future__ import annotations
+
+import argparse
+import csv
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+from molgraph.chem import MoleculeError, read_sdf
+from molgraph.data.collated import CollatedGraphs
+from molgraph.data.sources import atomic_output
+from molgraph.data.table import read_molecule_table
+from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
+
+PRESETS = ("ogb", "pyg", "multihot")
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser(
+        "featurize",
+        help="featurize a CSV/SMI/SDF file of molecules into graph tensors",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+    )
+    p.add_argument("-i", "--input", required=True, type=Path, help="CSV/TSV(.gz), .smi or .sdf(.gz) file")
+    p.add_argument("-s", "--smiles-column", default="smiles", help="SMILES column of a CSV (default: smiles)")
+    p.add_argument("-o", "--output", required=True, type=Path, help="output file, .pt or .npz")
+    p.add_argument("--featurizer", default="ogb", choices=PRESETS, help="atom/bond preset (default: ogb)")
+    p.add_argument("--n-jobs", type=int, default=1, help="worker processes (-1: all cores)")
+    p.add_argument("--errors", choices=("raise", "skip"), default="raise",
+                   help="raise: stop at the first bad molecule (default); skip: write it to the rejects file")
+    p.add_argument("--add-hs", action="store_true", help="add explicit hydrogens")
+    p.add_argument("--keep-hs", action="store_true", help="keep hydrogens written in the input")
+    p.add_argument("--largest-fragment", action="store_true", help="keep the largest fragment (strip salts)")
+    p.add_argument("--neutralize", action="store_true", help="neutralize charges where possible")
+    p.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+    p.set_defaults(func=run)
+    return p
+
+
+def rejects_path(output: Path) -> Path:
+    return output.with_name(output.name.split(".")[0] + ".rejects.csv")
+
+
+def _read_smi(path: Path) -> Iterator[str]:
+    import gzip
+
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                yield line.split()[0]
+
+
+def _molecules(args: argparse.Namespace) -> Iterator:
+    name = args.input.name.lower().removesuffix(".gz")
+    if name.endswith(".sdf"):
+        from molgraph.chem import ParseOptions
+
+        options = ParseOptions(keep_hs=args.keep_hs or args.add_hs)
+        return (mol for _, mol, _ in read_sdf(args.input, options))
+    if name.endswith(".smi"):
+        return _read_smi(args.input)
+    return iter(read_molecule_table(args.input, args.smiles_column).smiles)
+
+
+def run(args: argparse.Namespace) -> int:
+    from molgraph.chem import ParseOptions
+
+    if args.output.suffix not in (".pt", ".npz"):
+        print(f"error: output must end in .pt or .npz, got {args.output}", file=sys.stderr)
+        return 2
+    if not args.input.is_file():
+        print(f"error: input file not found: {args.input}", file=sys.stderr)
+        return 2
+    featurizer = MolGraphFeaturizer.from_preset(
+        args.featurizer,
+        parse_options=ParseOptions(
+            add_hs=args.add_hs, keep_hs=args.keep_hs,
+            largest_fragment=args.largest_fragment, neutralize=args.neutralize,
+        ),
+    )
+    start = time.perf_counter()
+    try:
+        molecules = _molecules(args)
+        arrays, rows, rejects = [], [], []
+        for index, result in iter_featurize(
+            molecules, featurizer, n_jobs=args.n_jobs, errors=args.errors, progress=args.progress
+        ):
+            if isinstance(result, Reject):
+                rejects.append(result)
+            else:
+                arrays.append(result)
+                rows.append(index)
+    except MoleculeError as err:
+        # nothing has been written yet: the output and rejects files appear only on success
+        print(f"error: row {err.index}: {err.input!r}: {err.reason}", file=sys.stderr)
+        print("nothing written; use --errors skip to write bad rows to a rejects file", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    elapsed = time.perf_counter() - start
+    total = len(arrays) + len(rejects)
+    if not arrays:
+        print(f"error: none of the {total} molecules could be featurized", file=sys.stderr)
+        _write_rejects(rejects_path(args.output), rejects)
+        return 1
+    graphs = CollatedGraphs.from_arrays(
+        arrays, rows=rows,
+        meta={"featurizer": featurizer.to_config(), "input": str(args.input), "n_input": total},
+    )
+    graphs.save(args.output)
+    rpath = rejects_path(args.output)
+    if args.errors == "skip":
+        _write_rejects(rpath, rejects)
+    print(f"featurized {len(arrays)} of {total} molecules in {elapsed:.1f} s "
+          f"({total / max(elapsed, 1e-9):.0f} mol/s) -> {args.output}")
+    print(f"atoms {graphs.x.shape[0]}, directed edges {graphs.edge_index.shape[1]}, "
+          f"atom features {featurizer.atom_dim}, bond features {featurizer.bond_dim} ({args.featurizer})")
+    if args.errors == "skip":
+        print(f"rejected {len(rejects)} -> {rpath}")
+    return 0
+
+
+def _write_rejects(path: Path, rejects: list[Reject]) -> None:
+    with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["row", "input", "reason"])
+        writer.writerows([r.index, r.input, r.reason] for r in rejects)

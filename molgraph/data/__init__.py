@@ -1,0 +1,41 @@
+"""Datasets, loaders, splits and caches.
+
+Names are imported lazily, so ``molgraph datasets list`` does not pay for importing torch.
+"""
+
+from __future__ import annotations
+
+import importlib
+from typing import Any
+
+_EXPORTS = {
+    "CollatedGraphs": "molgraph.data.collated",
+    "MoleculeCSVDataset": "molgraph.data.csv_dataset",
+    "MoleculeTable": "molgraph.data.table",
+    "read_molecule_table": "molgraph.data.table",
+    "DatasetCard": "molgraph.data.registry",
+    "get_card": "molgraph.data.registry",
+    "list_datasets": "molgraph.data.registry",
+    "load_dataset": "molgraph.data.registry",
+    "dataset_path": "molgraph.data.registry",
+    "verify": "molgraph.data.registry",
+    "data_root": "molgraph.data.sources",
+    "cache_dir": "molgraph.data.sources",
+    "Split": "molgraph.data.splits",
+    "make_split": "molgraph.data.splits",
+    "random_split": "molgraph.data.splits",
+    "scaffold_split": "molgraph.data.splits",
+    "balanced_scaffold_split": "molgraph.data.splits",
+    "stratified_split": "molgraph.data.splits",
+    "kfold": "molgraph.data.splits",
+    "stratified_kfold": "molgraph.data.splits",
+    "load_split_file": "molgraph.data.splits",
+}
+
+__all__ = sorted(_EXPORTS)
+
+
+def __getattr__(name: str) -> Any:
+    if name in _EXPORTS:
+        return getattr(importlib.import_module(_EXPORTS[name]), name)
+    raise AttributeError(f"module 'molgraph.data' has no attribute {name!r}")

@@ -1,0 +1,505 @@
+"""The dataset registry: one ``card.toml`` per dataset, and the functions that find its file.
+
+Cards live in ``datasets/<name>/card.toml`` at the repository root (wheels carry that folder as
+``molgraph/_bundled_datasets``). Small sets are *bundled*: their data file sits next to the
+card. Larger sets are read from the *data root* (see :func:`molgraph.data.sources.data_root`)
+at the card's ``root_path``, which mirrors the layout of the project's shared data folder
+(``moleculenet/hiv/HIV.csv``, ...). Every file is checked against the card's sha256 before first
+use; the result is remembered in memory per (path, size, mtime).
+
+The card format is documented in ``datasets/README.md``.
+"""
+
+from __future__ import annotations
+
+import functools
+import os
+import re
+import sys
+import threading
+from dataclasses import dataclass, field
+from pathlib import Path, PurePosixPath
+from types import MappingProxyType
+from typing import TYPE_CHECKING, Any, Iterable, Mapping
+
+import molgraph
+from molgraph.data.sources import DATA_ENV, ChecksumError, data_root, download_file, sha256_file
+
+if sys.version_info >= (3, 11):
+    import tomllib
+else:  # pragma: no cover - Python 3.10 needs the tomli backport
+    import tomli as tomllib
+
+if TYPE_CHECKING:
+    from molgraph.data.csv_dataset import MoleculeCSVDataset
+
+__all__ = [
+    "CARD_FILE",
+    "CardError",
+    "DatasetCard",
+    "VerifyResult",
+    "bundled_dir",
+    "list_datasets",
+    "get_card",
+    "dataset_path",
+    "expected_path",
+    "verify",
+    "load_dataset",
+]
+
+CARD_FILE = "card.toml"
+TASK_TYPES = ("regression", "classification")
+SPLITS = ("random", "scaffold", "stratified")
+_SHA256 = re.compile(r"^[0-9a-f]{64}$")
+
+_REQUIRED_STR = (
+    "name",
+    "title",
+    "description",
+    "source",
+    "citation",
+    "license",
+    "sha256",
+    "smiles_column",
+    "task_type",
+    "split",
+    "metric",
+)
+_OPTIONAL_STR = ("file", "root_path", "url", "url_note", "split_note", "metric_note")
+_OPTIONAL_INT = ("size_bytes", "rdkit_parse_failures")
+_KNOWN_KEYS = frozenset(
+    _REQUIRED_STR + _OPTIONAL_STR + _OPTIONAL_INT + ("bundled", "n_rows", "target_columns", "columns", "quirks")
+)
+
+
+class CardError(ValueError):
+    """A ``card.toml`` is malformed (missing or mistyped field, unknown key, bad value)."""
+
+
+@dataclass(frozen=True)
+class DatasetCard:
+    """Everything molgraph knows about one dataset, parsed from its ``card.toml``.
+
+    Attributes:
+        name: registry key, lower case; equals the card's folder name.
+        title: one-line human title.
+        description: what the data measures, in a few sentences (units included).
+        source: where the file was taken from (repository, path, commit, blob).
+        citation: original paper(s) and the MoleculeNet paper.
+        license: the licence as stated by the source (not a legal opinion).
+        bundled: True when the data file ships next to the card.
+        sha256: hex sha256 of the data file's bytes (compressed bytes for ``.gz``).
+        n_rows: number of data rows as read by pandas (blank lines skipped).
+        smiles_column: column holding the SMILES strings.
+        target_columns: label columns, in file order; duplicate-named columns appear once.
+        task_type: ``"regression"`` or ``"classification"``.
+        split: the split MoleculeNet used: ``"random"``, ``"scaffold"`` or ``"stratified"``.
+        metric: the metric MoleculeNet reported (``RMSE``, ``MAE``, ``ROC-AUC``, ``PRC-AUC``).
+        file: bundled sets: the data file name inside the card's folder.
+        root_path: non-bundled sets: POSIX path of the file relative to the data root.
+        url: download URL used by ``download=True``; empty when no URL is known to serve
+            this exact file.
+        url_note: where the URL comes from and whether byte identity was verified.
+        size_bytes: size of the data file in bytes.
+        rdkit_parse_failures: SMILES that ``Chem.MolFromSmiles`` rejects (see ``quirks``).
+        split_note / metric_note: where the split and metric come from, and caveats.
+        columns: column name (or group of columns) -> meaning.
+        quirks: format and content surprises a loader must handle.
+        card_path: the ``card.toml`` this card was read from (not part of equality).
+    """
+
+    name: str
+    title: str
+    description: str
+    source: str
+    citation: str
+    license: str
+    bundled: bool
+    sha256: str
+    n_rows: int
+    smiles_column: str
+    target_columns: tuple[str, ...]
+    task_type: str
+    split: str
+    metric: str
+    file: str = ""
+    root_path: str = ""
+    url: str = ""
+    url_note: str = ""
+    size_bytes: int | None = None
+    rdkit_parse_failures: int | None = None
+    split_note: str = ""
+    metric_note: str = ""
+    columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    quirks: tuple[str, ...] = ()
+    card_path: Path | None = field(default=None, compare=False, hash=False, repr=False)
+
+    @property
+    def file_name(self) -> str:
+        """Base name of the data file (``HIV.csv``, ``sider.csv.gz``)."""
+        return PurePosixPath(self.file or self.root_path).name
+
+    @property
+    def n_targets(self) -> int:
+        """Number of target columns."""
+        return len(self.target_columns)
+
+    @property
+    def location(self) -> str:
+        """``"bundled"`` or ``"data root"``."""
+        return "bundled" if self.bundled else "data root"
+
+    @classmethod
+    def from_toml(cls, path: str | os.PathLike[str]) -> DatasetCard:
+        """Parse and validate a ``card.toml`` file."""
+        path = Path(path)
+        try:
+            with open(path, "rb") as fh:
+                data = tomllib.load(fh)
+        except tomllib.TOMLDecodeError as exc:
+            raise CardError(f"{path}: not valid TOML: {exc}") from exc
+        return cls.from_dict(data, card_path=path)
+
+    @classmethod
+    def from_dict(cls, data: Mapping[str, Any], card_path: Path | None = None) -> DatasetCard:
+        """Validate a parsed card table and build the card; raises :class:`CardError`."""
+        where = str(card_path) if card_path else "card"
+
+        def fail(msg: str) -> CardError:
+            return CardError(f"{where}: {msg}")
+
+        unknown = sorted(set(data) - _KNOWN_KEYS)
+        if unknown:
+            raise fail(f"unknown key(s) {unknown}; known keys: {sorted(_KNOWN_KEYS)}")
+        missing = [k for k in (*_REQUIRED_STR, "bundled", "n_rows", "target_columns") if k not in data]
+        if missing:
+            raise fail(f"missing required key(s) {missing}")
+
+        for key in _REQUIRED_STR + _OPTIONAL_STR:
+            if key in data and not isinstance(data[key], str):
+                raise fail(f"{key!r} must be a string, got {type(data[key]).__name__}")
+        for key in ("n_rows", *_OPTIONAL_INT):
+            value = data.get(key)
+            # bool is an int subclass; a card saying n_rows = true is a typo, not 1.
+            if key in data and (not isinstance(value, int) or isinstance(value, bool) or value < 0):
+                raise fail(f"{key!r} must be a non-negative integer, got {value!r}")
+        if not isinstance(data["bundled"], bool):
+            raise fail("'bundled' must be true or false")
+
+        targets = _str_list(data["target_columns"], "target_columns", fail)
+        if not targets:
+            raise fail("'target_columns' must not be empty")
+        if len(set(targets)) != len(targets):
+            raise fail("'target_columns' has duplicates; list each distinct column once")
+        quirks = _str_list(data.get("quirks", []), "quirks", fail)
+        columns = data.get("columns", {})
+        if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
+            raise fail("'columns' must be a table of column name = \"meaning\"")
+
+        name = data["name"]
+        if name != name.lower() or not name:
+            raise fail(f"'name' must be a non-empty lower-case key, got {name!r}")
+        sha = data["sha256"]
+        if not _SHA256.match(sha):
+            raise fail(f"'sha256' must be 64 lower-case hex digits, got {sha!r}")
+        if data["task_type"] not in TASK_TYPES:
+            raise fail(f"'task_type' must be one of {TASK_TYPES}, got {data['task_type']!r}")
+        if data["split"] not in SPLITS:
+            raise fail(f"'split' must be one of {SPLITS}, got {data['split']!r}")
+        if data["n_rows"] == 0:
+            raise fail("'n_rows' must be positive")
+
+        if data["bundled"]:
+            file = data.get("file", "")
+            if not file or "/" in file or "\\" in file or file in (".", ".."):
+                raise fail("bundled cards need 'file' = a plain file name next to card.toml")
+        else:
+            root_path = data.get("root_path", "")
+            parts = PurePosixPath(root_path).parts
+            if not root_path or root_path.startswith("/") or ".." in parts or "\\" in root_path:
+                raise fail("non-bundled cards need 'root_path' = a relative POSIX path under the data root")
+
+        return cls(
+            name=name,
+            title=data["title"],
+            description=data["description"].strip(),
+            source=data["source"].strip(),
+            citation=data["citation"].strip(),
+            license=data["license"].strip(),
+            bundled=data["bundled"],
+            sha256=sha,
+            n_rows=data["n_rows"],
+            smiles_column=data["smiles_column"],
+            target_columns=tuple(targets),
+            task_type=data["task_type"],
+            split=data["split"],
+            metric=data["metric"],
+            file=data.get("file", ""),
+            root_path=data.get("root_path", ""),
+            url=data.get("url", ""),
+            url_note=data.get("url_note", "").strip(),
+            size_bytes=data.get("size_bytes"),
+            rdkit_parse_failures=data.get("rdkit_parse_failures"),
+            split_note=data.get("split_note", "").strip(),
+            metric_note=data.get("metric_note", "").strip(),
+            columns=MappingProxyType(dict(columns)),
+            quirks=tuple(q.strip() for q in quirks),
+            card_path=card_path,
+        )
+
+
+def _str_list(value: Any, key: str, fail: Any) -> list[str]:
+    if not isinstance(value, list) or not all(isinstance(v, str) for v in value):
+        raise fail(f"{key!r} must be a list of strings")
+    return list(value)
+
+
+@dataclass(frozen=True)
+class VerifyResult:
+    """Outcome of re-hashing one dataset file.
+
+    Attributes:
+        name: dataset name.
+        path: the file that was (or would have been) checked.
+        status: ``"ok"``; ``"mismatch"`` (sha256 differs); ``"missing"`` (a bundled file is
+            absent: a broken install); ``"absent"`` (a data-root file is not there: normal,
+            not a failure).
+        expected: sha256 from the card.
+        actual: sha256 of the file, or None when it was not read.
+        bundled: whether the dataset is bundled.
+    """
+
+    name: str
+    path: Path
+    status: str
+    expected: str
+    actual: str | None
+    bundled: bool
+
+    @property
+    def failed(self) -> bool:
+        """True for a checksum mismatch or a missing bundled file."""
+        return self.status in ("mismatch", "missing")
+
+
+# --------------------------------------------------------------------------------------------
+# Finding cards
+
+
+def bundled_dir() -> Path:
+    """The folder holding ``<name>/card.toml`` (and bundled data files).
+
+    Installed wheels carry it as ``molgraph/_bundled_datasets``; in a source checkout it is the
+    repository's top-level ``datasets/`` folder.
+    """
+    packaged = Path(molgraph.__file__).parent / "_bundled_datasets"
+    if packaged.is_dir():
+        return packaged
+    return Path(molgraph.__file__).resolve().parents[1] / "datasets"
+
+
+@functools.lru_cache(maxsize=8)
+def _cards_in(directory: Path) -> Mapping[str, DatasetCard]:
+    # Cards are small and immutable at run time; parse each folder once per process.
+    cards: dict[str, DatasetCard] = {}
+    if not directory.is_dir():
+        return MappingProxyType(cards)
+    for card_file in sorted(directory.glob(f"*/{CARD_FILE}")):
+        card = DatasetCard.from_toml(card_file)
+        if card.name != card_file.parent.name:
+            raise CardError(f"{card_file}: name {card.name!r} differs from its folder {card_file.parent.name!r}")
+        cards[card.name] = card
+    return MappingProxyType(cards)
+
+
+def _cards(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
+    directory = Path(bundled) if bundled is not None else bundled_dir()
+    return _cards_in(directory.resolve())
+
+
+def list_datasets() -> list[str]:
+    """Names of all datasets with a card, sorted."""
+    return sorted(_cards())
+
+
+def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> DatasetCard:
+    """The card of dataset ``name`` (case-insensitive).
+
+    Args:
+        name: dataset name, e.g. ``"ESOL"`` or ``"hiv"``.
+        bundled: read cards from this folder instead of :func:`bundled_dir` (tests, tools).
+
+    Raises:
+        KeyError: unknown name; the message lists the known names.
+    """
+    cards = _cards(bundled)
+    key = name.strip().lower()
+    if key not in cards:
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(cards)) or '(none)'}")
+    return cards[key]
+
+
+# --------------------------------------------------------------------------------------------
+# Finding and checking files
+
+
+def _expected_path(card: DatasetCard, root: str | os.PathLike[str] | None) -> Path:
+    if card.bundled:
+        assert card.card_path is not None, "bundled cards are always read from a card.toml"
+        return card.card_path.parent / card.file
+    return data_root(root) / PurePosixPath(card.root_path)
+
+
+def expected_path(name: str, root: str | os.PathLike[str] | None = None) -> Path:
+    """Where dataset ``name``'s file is, or should be put; no existence or checksum check."""
+    return _expected_path(get_card(name), root)
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def _sha256_cached(path: Path) -> str:
+    """sha256 of ``path``, remembered per (path, size, mtime_ns) for this process only."""
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _SHA_LOCK:
+        known = _SHA_CACHE.get(key)
+    if known is None:
+        known = sha256_file(path)
+        with _SHA_LOCK:
+            _SHA_CACHE[key] = known
+    return known
+
+
+def _check_file(card: DatasetCard, path: Path) -> None:
+    actual = _sha256_cached(path)
+    if actual != card.sha256:
+        raise ChecksumError(
+            f"{path} does not match the {card.name} card: sha256 {actual}, expected {card.sha256}. "
+            f"The file is corrupted or a different version (source: {card.source}). "
+            f"Replace it, or pass check=False to use it anyway."
+        )
+
+
+def _missing_message(card: DatasetCard, path: Path, root: str | os.PathLike[str] | None) -> str:
+    if card.bundled:
+        return (
+            f"the bundled file of dataset {card.name!r} is missing: expected {path}. The molgraph "
+            f"install is incomplete; reinstall it or restore datasets/{card.name}/{card.file} "
+            f"from the repository."
+        )
+    how_root = (
+        "the root= argument"
+        if root is not None
+        else (f"${DATA_ENV}" if os.environ.get(DATA_ENV) else f"the default (set ${DATA_ENV} to change it)")
+    )
+    lines = [
+        f"dataset {card.name!r} is not bundled and its file is not in the data root.",
+        f"  Put the file at: {path}",
+        f"  (data root {data_root(root)} comes from {how_root}; the file's path under it is {card.root_path})",
+        f"  Expected sha256: {card.sha256} ({card.size_bytes} bytes)" if card.size_bytes else f"  Expected sha256: {card.sha256}",
+        f"  Where it comes from: {card.source}",
+    ]
+    if card.url:
+        lines.append(f"  Or pass download=True to fetch it from {card.url} (checked against the sha256).")
+        if card.url_note:
+            lines.append(f"  Note: {card.url_note}")
+    else:
+        lines.append("  No download URL is known to serve this exact file" + (f": {card.url_note}" if card.url_note else "."))
+    return "\n".join(lines)
+
+
+def dataset_path(
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    *,
+    check: bool = True,
+) -> Path:
+    """Path of dataset ``name``'s data file, checked against the card's sha256.
+
+    Bundled sets resolve to the file next to their card; other sets to
+    ``data_root(root) / card.root_path``.
+
+    Args:
+        name: dataset name (case-insensitive).
+        root: data root override (else ``$MOLGRAPH_DATA``, else the user cache).
+        download: when a data-root file is absent, download it from ``card.url`` into the data
+            root (kept only if its sha256 matches).
+        check: verify the sha256 before first use (remembered per path, size and mtime).
+
+    Raises:
+        KeyError: unknown dataset.
+        FileNotFoundError: the file is absent (and not downloaded); the message says where to
+            put it and where it comes from.
+        ChecksumError: the file (or the download) does not match the card.
+    """
+    card = get_card(name)
+    path = _expected_path(card, root)
+    if not path.is_file():
+        if card.bundled or not download or not card.url:
+            raise FileNotFoundError(_missing_message(card, path, root))
+        download_file(card.url, path, card.sha256)
+    if check:
+        _check_file(card, path)
+    return path
+
+
+def verify(
+    names: Iterable[str] | None = None,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    bundled: str | os.PathLike[str] | None = None,
+) -> list[VerifyResult]:
+    """Re-hash dataset files and compare them with their cards (no cached results are used).
+
+    Args:
+        names: datasets to check (case-insensitive); default all.
+        root: data root for non-bundled sets (absent files are reported as ``"absent"``).
+        bundled: folder of cards and bundled files to check instead of :func:`bundled_dir`.
+
+    Returns:
+        One :class:`VerifyResult` per dataset, in the order given (default: sorted by name).
+
+    Raises:
+        KeyError: an unknown name.
+    """
+    cards = _cards(bundled)
+    selected = [get_card(n, bundled=bundled) for n in names] if names else [cards[k] for k in sorted(cards)]
+    results = []
+    for card in selected:
+        path = _expected_path(card, root)
+        if not path.is_file():
+            status, actual = ("missing" if card.bundled else "absent"), None
+        else:
+            actual = sha256_file(path)
+            status = "ok" if actual == card.sha256 else "mismatch"
+        results.append(VerifyResult(card.name, path, status, card.sha256, actual, card.bundled))
+    return results
+
+
+def load_dataset(
+    name: str,
+    root: str | os.PathLike[str] | None = None,
+    download: bool = False,
+    **kwargs: Any,
+) -> MoleculeCSVDataset:
+    """Resolve dataset ``name`` (see :func:`dataset_path`) and load it as a ``MoleculeCSVDataset``.
+
+    ``kwargs`` go to :class:`~molgraph.data.csv_dataset.MoleculeCSVDataset` (``featurizer``,
+    ``n_jobs``, ``errors``, ``cache_dir``, ``force_reload``, ``progress``).
+    """
+    # Imported here: csv_dataset pulls in RDKit/torch, and the registry must stay light for the CLI.
+    from molgraph.data.csv_dataset import MoleculeCSVDataset
+
+    card = get_card(name)
+    path = dataset_path(card.name, root=root, download=download)
+    return MoleculeCSVDataset(
+        path,
+        card.smiles_column,
+        list(card.target_columns),
+        card.task_type,
+        name=card.name,
+        **kwargs,
+    )

@@ -1,0 +1,182 @@
+"""Where data lives on disk, and safe ways to fetch and write it.
+
+* :func:`data_root` — folder holding the larger raw data sets (``moleculenet/hiv/HIV.csv``, ...),
+  laid out like the project's shared data folder.
+* :func:`cache_dir` — folder for processed (featurized) caches.
+* :func:`sha256_file` / :func:`download_file` — checksummed file access.
+* :func:`atomic_output` / :func:`atomic_write_bytes` — every write in molgraph goes through these,
+  so a crash or an exception never leaves a half-written file under its final name.
+"""
+
+from __future__ import annotations
+
+import contextlib
+import hashlib
+import os
+import tempfile
+import urllib.request
+from pathlib import Path
+from typing import IO, Any, Iterator
+
+import platformdirs
+
+__all__ = [
+    "ChecksumError",
+    "DATA_ENV",
+    "CACHE_ENV",
+    "data_root",
+    "cache_dir",
+    "sha256_file",
+    "download_file",
+    "atomic_output",
+    "atomic_write_bytes",
+]
+
+DATA_ENV = "MOLGRAPH_DATA"
+CACHE_ENV = "MOLGRAPH_CACHE"
+
+_CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough to stream any file
+_WRITE_MODES = frozenset({"w", "wt", "wb"})
+
+
+class ChecksumError(ValueError):
+    """A file's sha256 differs from the expected one."""
+
+
+def data_root(root: str | os.PathLike[str] | None = None) -> Path:
+    """The folder holding raw data sets that are not bundled with the package.
+
+    Resolution order: the ``root`` argument, else the ``MOLGRAPH_DATA`` environment variable,
+    else ``<user cache dir>/molgraph/data`` (platformdirs). The folder is not created here.
+    """
+    if root is not None:
+        return Path(root).expanduser()
+    env = os.environ.get(DATA_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("molgraph")) / "data"
+
+
+def cache_dir() -> Path:
+    """The folder for processed caches: ``MOLGRAPH_CACHE``, else ``<user cache dir>/molgraph/processed``.
+
+    The folder is not created here; :func:`atomic_output` creates parents when it writes.
+    """
+    env = os.environ.get(CACHE_ENV)
+    if env:
+        return Path(env).expanduser()
+    return Path(platformdirs.user_cache_dir("molgraph")) / "processed"
+
+
+def sha256_file(path: str | os.PathLike[str]) -> str:
+    """Hex sha256 of a file's bytes, read in 1 MiB chunks (constant memory)."""
+    digest = hashlib.sha256()
+    with open(path, "rb") as fh:
+        for chunk in iter(lambda: fh.read(_CHUNK), b""):
+            digest.update(chunk)
+    return digest.hexdigest()
+
+
+def _current_umask() -> int:
+    # os.umask can only be read by setting it; do it once at import, before worker threads exist.
+    mask = os.umask(0o022)
+    os.umask(mask)
+    return mask
+
+
+_UMASK = _current_umask()
+
+
+@contextlib.contextmanager
+def atomic_output(path: str | os.PathLike[str], mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
+    """Open a temporary file next to ``path``; on success it replaces ``path`` in one step.
+
+    The temporary file lives in the destination folder (so :func:`os.replace` is an atomic rename
+    on the same file system) and is flushed and fsynced before the rename. If the ``with`` body
+    raises, the temporary file is deleted and an existing ``path`` is left untouched. Parent
+    folders are created. The new file gets the usual permissions (0666 minus the umask), not the
+    0600 of a raw temporary file.
+
+    Args:
+        path: final destination.
+        mode: ``"wb"`` (default), ``"w"`` or ``"wt"``; appending or reading modes are refused
+            because the temporary file starts empty.
+        **open_kwargs: passed to :func:`open` (e.g. ``encoding="utf-8"``, ``newline=""``).
+    """
+    if mode not in _WRITE_MODES:
+        raise ValueError(f"atomic_output supports modes {sorted(_WRITE_MODES)}, not {mode!r}")
+    dest = Path(path)
+    dest.parent.mkdir(parents=True, exist_ok=True)
+    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
+    tmp = Path(tmp_name)
+    try:
+        fh = os.fdopen(fd, mode, **open_kwargs)
+    except BaseException:
+        os.close(fd)  # fdopen failed (e.g. a bad encoding): the descriptor is still ours
+        tmp.unlink(missing_ok=True)
+        raise
+    try:
+        with fh:
+            yield fh
+            fh.flush()
+            os.fsync(fh.fileno())
+        os.chmod(tmp, 0o666 & ~_UMASK)
+        os.replace(tmp, dest)
+    except BaseException:
+        # BaseException too: a KeyboardInterrupt mid-write must not leave a stray temp file.
+        tmp.unlink(missing_ok=True)
+        raise
+
+
+def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
+    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
+    with atomic_output(path, "wb") as fh:
+        fh.write(data)
+    return Path(path)
+
+
+def download_file(
+    url: str,
+    dest: str | os.PathLike[str],
+    sha256: str,
+    *,
+    timeout: float = 60.0,
+) -> Path:
+    """Download ``url`` to ``dest``, keeping it only if its sha256 equals ``sha256``.
+
+    The bytes stream into a temporary file in ``dest``'s folder while being hashed; the file is
+    renamed to ``dest`` only after the checksum matches. On a mismatch (or any network error)
+    no file is left behind (an existing ``dest`` is untouched; created parent folders may remain)
+    and :class:`ChecksumError` (or the network error, as :class:`OSError`) is raised. If ``dest``
+    already exists with the right checksum, nothing is downloaded.
+
+    Args:
+        url: any URL :func:`urllib.request.urlopen` understands (``https://``, ``file://``).
+        dest: final file path; parent folders are created.
+        sha256: expected hex digest (case-insensitive).
+        timeout: socket timeout in seconds.
+
+    Returns:
+        ``dest`` as a :class:`~pathlib.Path`.
+    """
+    dest = Path(dest)
+    expected = sha256.strip().lower()
+    if dest.is_file() and sha256_file(dest) == expected:
+        return dest
+    digest = hashlib.sha256()
+    try:
+        with urllib.request.urlopen(url, timeout=timeout) as response, atomic_output(dest, "wb") as out:
+            for chunk in iter(lambda: response.read(_CHUNK), b""):
+                digest.update(chunk)
+                out.write(chunk)
+            actual = digest.hexdigest()
+            if actual != expected:
+                # Raising inside atomic_output deletes the temporary file: nothing is kept.
+                raise ChecksumError(
+                    f"sha256 mismatch for {url}: expected {expected}, got {actual}; "
+                    f"the download was discarded and nothing was written to {dest}"
+                )
+    except OSError as exc:  # ChecksumError is a ValueError and passes through unchanged
+        raise OSError(f"could not download {url} to {dest}: {exc}") from exc
+    return dest
+

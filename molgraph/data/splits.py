@@ -1,0 +1,807 @@
+"""Train/validation/test splits of a dataset's rows, saved as ``splits.json``.
+
+Every split function returns a :class:`Split` holding three arrays of row indices (int64, each
+sorted ascending) into the input, plus how the split was made (method, seed, requested sizes)
+and an ``info`` dict (number of scaffolds, rejected rows, ...).
+
+Conventions shared by all functions here:
+
+* ``sizes`` are three non-negative fractions (train, val, test) summing to 1 within 1e-6.
+* Part sizes are counted with :func:`part_sizes` (largest remainder), so the three parts
+  cover exactly the rows that were split.
+* The seed is an integer; the same seed gives the same split and it is recorded in the
+  :class:`Split`. The deterministic scaffold split does not use it and records ``None``.
+* Rows whose SMILES cannot be parsed are never dropped silently: with ``errors="raise"`` the
+  first one raises :class:`~molgraph.chem.MoleculeError` (its ``index`` is the row); with
+  ``errors="skip"`` they are put in no part and listed in ``info["rejected"]`` as
+  ``(index, input, reason)`` tuples. Sizes are then fractions of the rows that were kept.
+"""
+
+from __future__ import annotations
+
+import json
+import math
+import os
+import tempfile
+from dataclasses import dataclass, field
+from pathlib import Path
+from typing import Any, Callable, Hashable, Literal, Sequence
+
+import numpy as np
+import pandas as pd
+
+from molgraph.chem import MoleculeError, mol_from_smiles, murcko_scaffold
+
+__all__ = [
+    "PARTS",
+    "SPLIT_METHODS",
+    "Split",
+    "balanced_scaffold_split",
+    "check_sizes",
+    "kfold",
+    "load_split_file",
+    "make_split",
+    "part_sizes",
+    "random_split",
+    "scaffold_split",
+    "stratified_kfold",
+    "stratified_split",
+]
+
+PARTS: tuple[str, str, str] = ("train", "val", "test")
+SPLIT_METHODS: tuple[str, ...] = ("random", "scaffold", "balanced_scaffold", "stratified")
+DEFAULT_SIZES: tuple[float, float, float] = (0.8, 0.1, 0.1)
+
+_FORMAT = "molgraph.split"
+_FORMAT_VERSION = 1
+# Labels accepted in the ``split`` column of a user CSV (after strip + lower-case).
+_CSV_PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
+
+Errors = Literal["raise", "skip"]
+Rejected = tuple[int, str, str]
+
+
+# --------------------------------------------------------------------------------------------
+# Validation helpers
+# --------------------------------------------------------------------------------------------
+
+
+def check_sizes(sizes: Sequence[float]) -> tuple[float, float, float]:
+    """Validate split fractions and return them as a tuple of three floats.
+
+    Raises:
+        ValueError: unless ``sizes`` holds exactly three finite, non-negative numbers whose sum
+            is 1 within 1e-6.
+    """
+    try:
+        values = tuple(float(s) for s in sizes)
+    except (TypeError, ValueError) as exc:
+        raise ValueError(f"sizes must be three numbers (train, val, test), got {sizes!r}") from exc
+    if len(values) != 3:
+        raise ValueError(f"sizes must be three fractions (train, val, test), got {len(values)}: {sizes!r}")
+    if any(not math.isfinite(v) or v < 0 for v in values):
+        raise ValueError(f"sizes must be finite and non-negative, got {sizes!r}")
+    if abs(sum(values) - 1.0) > 1e-6:
+        raise ValueError(f"sizes must sum to 1, got {sizes!r} (sum {sum(values):.6g})")
+    return values  # type: ignore[return-value]
+
+
+def _check_seed(seed: Any) -> int:
+    # bool is an int subclass; True as a seed is almost surely a mistake.
+    if isinstance(seed, bool) or not isinstance(seed, (int, np.integer)):
+        raise TypeError(f"seed must be an integer, got {seed!r}")
+    if seed < 0:
+        raise ValueError(f"seed must be non-negative, got {seed}")
+    return int(seed)
+
+
+def _check_errors(errors: str) -> None:
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+
+
+def part_sizes(n: int, sizes: Sequence[float] = DEFAULT_SIZES) -> tuple[int, int, int]:
+    """Number of rows in each part for ``n`` rows (largest-remainder rounding).
+
+    Each part first gets ``floor(fraction * n)`` rows; the rows left over (at most two) go one
+    each to the parts with the largest fractional remainders, ties going to the earlier part
+    (train, then val, then test). The counts therefore sum to ``n`` exactly, each is within one
+    row of ``fraction * n``, and a part whose fraction is 0 stays empty.
+    E.g. ``n=2039, sizes=(0.8, 0.1, 0.1)`` gives ``(1631, 204, 204)``.
+    """
+    fractions = check_sizes(sizes)
+    if isinstance(n, bool) or not isinstance(n, (int, np.integer)) or n < 0:
+        raise ValueError(f"n must be a non-negative integer, got {n!r}")
+    # Round away float noise first (0.29 * 100 == 28.999999999999996) so floor() is honest.
+    exact = [round(f * int(n), 9) for f in fractions]
+    counts = [math.floor(x) for x in exact]
+    left = int(n) - sum(counts)
+    by_remainder = sorted(range(3), key=lambda p: (-(exact[p] - counts[p]), p))
+    for p in by_remainder[:left]:
+        counts[p] += 1
+    return counts[0], counts[1], counts[2]
+
+
+def _as_index_array(values: Any, part: str) -> np.ndarray:
+    """Turn ``values`` into a 1-D int64 array of non-negative, distinct row indices."""
+    if isinstance(values, (list, tuple)):
+        # Check Python values one by one: np.asarray would quietly turn True into 1 and
+        # 2.0 into a float array.
+        for v in values:
+            if isinstance(v, bool) or not isinstance(v, (int, np.integer)):
+                raise ValueError(f"{part} indices must be integers, got {v!r}")
+    arr = np.asarray(values)
+    if arr.size == 0:
+        return np.zeros(0, dtype=np.int64)
+    if arr.ndim != 1:
+        raise ValueError(f"{part} indices must be a 1-D sequence, got shape {arr.shape}")
+    if arr.dtype.kind not in "iu":
+        raise ValueError(f"{part} indices must be integers, got dtype {arr.dtype}")
+    arr = arr.astype(np.int64)
+    if (arr < 0).any():
+        raise ValueError(f"{part} indices must be non-negative, got {int(arr[arr < 0][0])}")
+    uniq, counts = np.unique(arr, return_counts=True)
+    if (counts > 1).any():
+        raise ValueError(f"index {int(uniq[counts > 1][0])} appears more than once in {part}")
+    return arr
+
+
+def _check_disjoint(parts: dict[str, np.ndarray]) -> None:
+    names = list(parts)
+    for i, a in enumerate(names):
+        for b in names[i + 1 :]:
+            common = np.intersect1d(parts[a], parts[b])
+            if common.size:
+                more = f" (and {common.size - 1} more)" if common.size > 1 else ""
+                raise ValueError(f"index {int(common[0])} is in both {a} and {b}{more}")
+
+
+def _jsonable(obj: Any) -> Any:
+    """Recursively convert ``obj`` (numpy scalars/arrays, tuples, paths) to JSON types."""
+    if isinstance(obj, dict):
+        return {str(k): _jsonable(v) for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [_jsonable(v) for v in obj]
+    if isinstance(obj, np.ndarray):
+        return [_jsonable(v) for v in obj.tolist()]
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, Path):
+        return str(obj)
+    if obj is None or isinstance(obj, (str, int, float, bool)):
+        return obj
+    raise TypeError(f"cannot store {type(obj).__name__} in split info: {obj!r}")
+
+
+# --------------------------------------------------------------------------------------------
+# The Split record
+# --------------------------------------------------------------------------------------------
+
+
+@dataclass(eq=False)
+class Split:
+    """Row indices of the train, validation and test parts of one dataset.
+
+    Attributes:
+        train, val, test: int64 arrays of row indices into the input (0-based, in input order
+            of the rows given to the split function; blank CSV lines are not rows).
+        method: how the split was made (``"random"``, ``"scaffold"``, ``"file"``, ...).
+        seed: the seed used, or ``None`` for methods that use none.
+        sizes: the requested (train, val, test) fractions.
+        info: JSON-serializable details, e.g. ``n_rows`` (rows in the input), ``n_scaffolds``,
+            ``rejected`` (list of ``(index, input, reason)`` for rows put in no part).
+
+    Raises:
+        ValueError: on construction, for negative, non-integer or repeated indices, an index
+            in two parts (the message names the index and both parts), or bad sizes.
+    """
+
+    train: np.ndarray
+    val: np.ndarray
+    test: np.ndarray
+    method: str
+    seed: int | None = None
+    sizes: tuple[float, float, float] = DEFAULT_SIZES
+    info: dict[str, Any] = field(default_factory=dict)
+
+    def __post_init__(self) -> None:
+        self.train = _as_index_array(self.train, "train")
+        self.val = _as_index_array(self.val, "val")
+        self.test = _as_index_array(self.test, "test")
+        _check_disjoint(self.parts())
+        self.sizes = check_sizes(self.sizes)
+        if self.seed is not None:
+            self.seed = _check_seed(self.seed)
+        if not isinstance(self.method, str) or not self.method:
+            raise ValueError(f"method must be a non-empty string, got {self.method!r}")
+        self.info = dict(self.info)
+        # JSON turns (index, input, reason) tuples into lists; give them back their shape.
+        if "rejected" in self.info:
+            self.info["rejected"] = [(int(i), str(s), str(r)) for i, s, r in self.info["rejected"]]
+
+    def parts(self) -> dict[str, np.ndarray]:
+        """The three index arrays by name (``train``, ``val``, ``test``)."""
+        return {"train": self.train, "val": self.val, "test": self.test}
+
+    @property
+    def counts(self) -> dict[str, int]:
+        """Number of rows in each part."""
+        return {name: int(idx.size) for name, idx in self.parts().items()}
+
+    @property
+    def rejected(self) -> list[Rejected]:
+        """Rows put in no part because they could not be read: ``(index, input, reason)``."""
+        return list(self.info.get("rejected", []))
+
+    def __eq__(self, other: object) -> bool:
+        if not isinstance(other, Split):
+            return NotImplemented
+        return self.to_dict() == other.to_dict()
+
+    def __repr__(self) -> str:
+        counts = ", ".join(f"{k}={v}" for k, v in self.counts.items())
+        return f"Split(method={self.method!r}, seed={self.seed}, sizes={self.sizes}, {counts})"
+
+    # -- serialization -------------------------------------------------------------------
+
+    def to_dict(self) -> dict[str, Any]:
+        """A JSON-serializable dict (the content of ``splits.json``)."""
+        return {
+            "format": _FORMAT,
+            "version": _FORMAT_VERSION,
+            "method": self.method,
+            "seed": self.seed,
+            "sizes": list(self.sizes),
+            "info": _jsonable(self.info),
+            "train": self.train.tolist(),
+            "val": self.val.tolist(),
+            "test": self.test.tolist(),
+        }
+
+    @classmethod
+    def from_dict(cls, data: dict[str, Any]) -> Split:
+        """Build (and validate) a split from :meth:`to_dict` output."""
+        if not isinstance(data, dict):
+            raise ValueError(f"a split must be a JSON object, got {type(data).__name__}")
+        if data.get("format", _FORMAT) != _FORMAT:
+            raise ValueError(f"not a molgraph split (format {data.get('format')!r})")
+        if data.get("version", _FORMAT_VERSION) > _FORMAT_VERSION:
+            raise ValueError(f"split format version {data['version']} is newer than this molgraph reads")
+        missing = [k for k in (*PARTS, "method") if k not in data]
+        if missing:
+            raise ValueError(f"split is missing {', '.join(missing)}")
+        for part in PARTS:
+            if not isinstance(data[part], list):
+                raise ValueError(f"{part} must be a list of row indices, got {type(data[part]).__name__}")
+        return cls(
+            train=data["train"],
+            val=data["val"],
+            test=data["test"],
+            method=data["method"],
+            seed=data.get("seed"),
+            sizes=tuple(data.get("sizes", DEFAULT_SIZES)),  # type: ignore[arg-type]
+            info=data.get("info") or {},
+        )
+
+    def to_json(self) -> str:
+        """JSON text: metadata indented, each index list on one line (keeps files short)."""
+        data = self.to_dict()
+        lines = []
+        for key, value in data.items():
+            if key in PARTS or key == "sizes":
+                text = json.dumps(value)
+            else:
+                text = json.dumps(value, indent=2, ensure_ascii=False).replace("\n", "\n  ")
+            lines.append(f"  {json.dumps(key)}: {text}")
+        return "{\n" + ",\n".join(lines) + "\n}\n"
+
+    def save(self, path: str | os.PathLike[str]) -> Path:
+        """Write the split as JSON, atomically (a temp file in the same folder, then rename).
+
+        Args:
+            path: the file to write, or an existing folder (``splits.json`` is written in it).
+
+        Returns:
+            The path written.
+        """
+        target = Path(path)
+        if target.is_dir():
+            target = target / "splits.json"
+        _atomic_write_text(target, self.to_json())
+        return target
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> Split:
+        """Read a split written by :meth:`save` (a file, or a folder holding ``splits.json``)."""
+        source = Path(path)
+        if source.is_dir():
+            source = source / "splits.json"
+        try:
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source}: not valid JSON ({exc})") from exc
+        try:
+            return cls.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from exc
+
+
+def _atomic_write_text(path: Path, text: str) -> None:
+    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
+
+    The temp file lives in the same folder because ``os.replace`` is only atomic within one
+    file system.
+    """
+    path = Path(path)
+    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
+    try:
+        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
+            handle.write(text)
+            handle.flush()
+            os.fsync(handle.fileno())
+        # mkstemp creates the file 0600; give it the mode an ordinary new file would have.
+        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
+        os.chmod(tmp, mode)
+        os.replace(tmp, path)
+    except BaseException:
+        try:
+            os.unlink(tmp)
+        except FileNotFoundError:
+            pass
+        raise
+
+
+# --------------------------------------------------------------------------------------------
+# Reading molecules
+# --------------------------------------------------------------------------------------------
+
+
+def _map_molecules(
+    smiles: Sequence[Any], errors: Errors, fn: Callable[[Any], Hashable]
+) -> tuple[np.ndarray, list[Hashable], list[Rejected]]:
+    """Parse every SMILES and apply ``fn`` to the molecule.
+
+    Returns:
+        (kept row indices, ``fn`` value per kept row, rejected rows).
+    """
+    _check_errors(errors)
+    kept: list[int] = []
+    values: list[Hashable] = []
+    rejected: list[Rejected] = []
+    for i, text in enumerate(smiles):
+        try:
+            mol = mol_from_smiles(text, index=i)
+            try:
+                value = fn(mol)
+            except MoleculeError:
+                raise
+            except Exception as exc:  # RDKit raises many types; report them like parse errors
+                raise MoleculeError(f"{type(exc).__name__}: {exc}", str(text), i) from exc
+        except MoleculeError as exc:
+            if errors == "raise":
+                raise
+            rejected.append((i, text if isinstance(text, str) else str(exc.input), exc.reason))
+            continue
+        kept.append(i)
+        values.append(value)
+    return np.asarray(kept, dtype=np.int64), values, rejected
+
+
+def _scaffold_groups(
+    smiles: Sequence[str] | None,
+    scaffolds: Sequence[Hashable] | None,
+    generic: bool,
+    errors: Errors,
+) -> tuple[list[np.ndarray], int, list[Rejected], int]:
+    """Group rows by scaffold.
+
+    Returns:
+        (groups of row indices in order of first occurrence, number of rows kept, rejected
+        rows, number of input rows).
+    """
+    if scaffolds is not None:
+        if smiles is not None and len(smiles) != len(scaffolds):
+            raise ValueError(f"got {len(smiles)} SMILES but {len(scaffolds)} scaffolds")
+        _check_errors(errors)
+        kept = np.arange(len(scaffolds), dtype=np.int64)
+        keys, rejected, n_rows = list(scaffolds), [], len(scaffolds)
+    elif smiles is not None:
+        kept, keys, rejected = _map_molecules(smiles, errors, lambda m: murcko_scaffold(m, generic=generic))
+        n_rows = len(smiles)
+    else:
+        raise ValueError("scaffold splits need smiles (or precomputed scaffolds)")
+    by_key: dict[Hashable, list[int]] = {}  # dicts keep insertion = first-occurrence order
+    for row, key in zip(kept.tolist(), keys):
+        by_key.setdefault(key, []).append(row)
+    groups = [np.asarray(rows, dtype=np.int64) for rows in by_key.values()]
+    return groups, int(kept.size), rejected, n_rows
+
+
+def _assign_groups(groups: Sequence[np.ndarray], targets: tuple[int, int, int]) -> list[np.ndarray]:
+    """First-fit assignment of whole groups to train, val, test (in the given group order).
+
+    A group goes to train if train would then hold at most its target count; otherwise to val
+    under the same condition; otherwise to test, which takes whatever is left. Later (smaller)
+    groups can still go to train after an earlier one did not fit.
+    """
+    chosen: list[list[np.ndarray]] = [[], [], []]
+    filled = [0, 0, 0]
+    for group in groups:
+        part = next((p for p in (0, 1) if filled[p] + len(group) <= targets[p]), 2)
+        chosen[part].append(group)
+        filled[part] += len(group)
+    return [np.sort(np.concatenate(c)) if c else np.zeros(0, dtype=np.int64) for c in chosen]
+
+
+# --------------------------------------------------------------------------------------------
+# Split functions
+# --------------------------------------------------------------------------------------------
+
+
+def random_split(n: int, sizes: Sequence[float] = DEFAULT_SIZES, seed: int = 0) -> Split:
+    """Shuffle ``range(n)`` with ``seed`` and cut it into parts of :func:`part_sizes` rows."""
+    fractions = check_sizes(sizes)
+    seed = _check_seed(seed)
+    n_train, n_val, _ = part_sizes(n, fractions)
+    order = np.random.default_rng(seed).permutation(int(n))
+    return Split(
+        train=np.sort(order[:n_train]),
+        val=np.sort(order[n_train : n_train + n_val]),
+        test=np.sort(order[n_train + n_val :]),
+        method="random",
+        seed=seed,
+        sizes=fractions,
+        info={"n_rows": int(n)},
+    )
+
+
+def scaffold_split(
+    smiles: Sequence[str] | None,
+    sizes: Sequence[float] = DEFAULT_SIZES,
+    *,
+    scaffolds: Sequence[Hashable] | None = None,
+    generic: bool = False,
+    errors: Errors = "raise",
+) -> Split:
+    """Deterministic Bemis-Murcko scaffold split (MoleculeNet/DeepChem style).
+
+    Rule: rows are grouped by scaffold (:func:`~molgraph.chem.murcko_scaffold`; acyclic
+    molecules share the empty scaffold). Groups are sorted by size, largest first, ties broken
+    by first occurrence in the input (earliest first; DeepChem breaks ties the other way).
+    With targets ``(t_train, t_val, t_test) = part_sizes(n_kept, sizes)``, each group in turn
+    goes to train if train then holds at most ``t_train`` rows, else to val if val then holds
+    at most ``t_val`` rows, else to test. So no scaffold is in two parts, the largest scaffold
+    sets land in train, train and val never exceed their targets and fall short of them by
+    less than the smallest group placed after them, and test takes the remainder.
+
+    Args:
+        smiles: one SMILES per row (may be ``None`` when ``scaffolds`` is given).
+        sizes: (train, val, test) fractions.
+        scaffolds: precomputed group key per row; when given no SMILES is parsed.
+        generic: group by generic scaffolds (all atoms carbon, all bonds single).
+        errors: ``"raise"`` or ``"skip"`` for unparsable SMILES (see the module doc).
+
+    Returns:
+        A :class:`Split` with ``seed=None``; ``info`` holds ``n_rows``, ``n_scaffolds``,
+        ``largest_scaffold``, ``generic`` and ``rejected``.
+    """
+    fractions = check_sizes(sizes)
+    groups, n_kept, rejected, n_rows = _scaffold_groups(smiles, scaffolds, generic, errors)
+    # sorted() is stable, so equal-sized groups keep first-occurrence order.
+    ordered = sorted(groups, key=lambda g: -len(g))
+    train, val, test = _assign_groups(ordered, part_sizes(n_kept, fractions))
+    info = {
+        "n_rows": n_rows,
+        "n_scaffolds": len(groups),
+        "largest_scaffold": max((len(g) for g in groups), default=0),
+        "generic": bool(generic),
+        "rejected": rejected,
+    }
+    return Split(train, val, test, method="scaffold", seed=None, sizes=fractions, info=info)
+
+
+def balanced_scaffold_split(
+    smiles: Sequence[str] | None,
+    sizes: Sequence[float] = DEFAULT_SIZES,
+    seed: int = 0,
+    *,
+    scaffolds: Sequence[Hashable] | None = None,
+    generic: bool = False,
+    errors: Errors = "raise",
+) -> Split:
+    """Randomized scaffold split that keeps big scaffold sets out of val and test (chemprop style).
+
+    Rule: with targets ``(t_train, t_val, t_test) = part_sizes(n_kept, sizes)``, a scaffold
+    group is "big" if it has more than ``t_val / 2`` or more than ``t_test / 2`` rows. The big
+    groups are shuffled with the seed and placed first, then the other groups, shuffled with
+    the same generator. Groups are then assigned by the same first-fit rule as
+    :func:`scaffold_split`, so big groups go to train whenever they fit. No scaffold is in two
+    parts; different seeds give different splits (unless there are too few groups to differ).
+
+    Returns:
+        A :class:`Split` recording ``seed``; ``info`` holds ``n_rows``, ``n_scaffolds``,
+        ``n_big_scaffolds``, ``generic`` and ``rejected``.
+    """
+    fractions = check_sizes(sizes)
+    seed = _check_seed(seed)
+    groups, n_kept, rejected, n_rows = _scaffold_groups(smiles, scaffolds, generic, errors)
+    targets = part_sizes(n_kept, fractions)
+    is_big = [len(g) > targets[1] / 2 or len(g) > targets[2] / 2 for g in groups]
+    big = [g for g, b in zip(groups, is_big) if b]
+    small = [g for g, b in zip(groups, is_big) if not b]
+    rng = np.random.default_rng(seed)
+    ordered = [big[i] for i in rng.permutation(len(big))] + [small[i] for i in rng.permutation(len(small))]
+    train, val, test = _assign_groups(ordered, targets)
+    info = {
+        "n_rows": n_rows,
+        "n_scaffolds": len(groups),
+        "n_big_scaffolds": len(big),
+        "generic": bool(generic),
+        "rejected": rejected,
+    }
+    return Split(train, val, test, method="balanced_scaffold", seed=seed, sizes=fractions, info=info)
+
+
+def _strata(labels: Any) -> np.ndarray:
+    """Integer stratum per row: the label itself (1-D) or the first task's label (2-D).
+
+    NaN/None (a missing label) is its own stratum, so unlabelled rows are spread evenly too.
+    """
+    arr = np.asarray(labels, dtype=object) if not isinstance(labels, np.ndarray) else labels
+    if arr.ndim == 2:
+        arr = arr[:, 0]
+    elif arr.ndim != 1:
+        raise ValueError(f"labels must be 1-D (one task) or 2-D (rows x tasks), got shape {arr.shape}")
+    codes, _ = pd.factorize(pd.Series(arr, dtype=object), use_na_sentinel=False)
+    return np.asarray(codes, dtype=np.int64)
+
+
+def _merge_rare(strata: np.ndarray) -> np.ndarray:
+    """Merge strata with a single row so scikit-learn can stratify the rest.
+
+    Single rows are pooled into one extra stratum; if that pool is itself one row, it joins
+    the most common stratum. Classes with two or more rows are stratified as given.
+    """
+    values, counts = np.unique(strata, return_counts=True)
+    rare = values[counts < 2]
+    if rare.size == 0:
+        return strata
+    merged = strata.copy()
+    is_rare = np.isin(strata, rare)
+    pool = int(values.max()) + 1
+    if is_rare.sum() == 1:
+        common = values[counts >= 2]
+        pool = int(common[np.argmax(counts[counts >= 2])]) if common.size else pool
+    merged[is_rare] = pool
+    return merged
+
+
+def _stratified_take(
+    rows: np.ndarray, strata: np.ndarray, n_take: int, rng: np.random.RandomState
+) -> tuple[np.ndarray, np.ndarray]:
+    """Stratified draw of ``n_take`` of ``rows`` -> (taken, rest)."""
+    from sklearn.model_selection import train_test_split
+
+    if n_take == 0:
+        return rows[:0], rows
+    if n_take == rows.size:
+        return rows, rows[:0]
+    try:
+        taken, rest = train_test_split(
+            rows, train_size=n_take, test_size=rows.size - n_take, stratify=_merge_rare(strata), random_state=rng
+        )
+    except ValueError as exc:
+        raise ValueError(
+            f"cannot stratify {rows.size} rows into parts of {n_take} and {rows.size - n_take} "
+            f"({exc}); use a random split or larger parts"
+        ) from exc
+    return np.asarray(taken, dtype=np.int64), np.asarray(rest, dtype=np.int64)
+
+
+def stratified_split(labels: Any, sizes: Sequence[float] = DEFAULT_SIZES, seed: int = 0) -> Split:
+    """Random split that keeps each class's share in every part (classification).
+
+    Stratifies on the label for one task; for 2-D labels (rows x tasks) on the first task's
+    label, with a missing value (NaN) counted as a class of its own. Part sizes follow
+    :func:`part_sizes`; train is drawn first (scikit-learn's ``train_test_split`` with
+    ``stratify``), then the rest is divided into val and test the same way, so each part's
+    count of every class is within about one row of proportional. A class with a single row
+    (overall, or left for val/test) is pooled with other such rows, since a single row cannot be
+    shared out.
+
+    Raises:
+        ValueError: when a part is too small to hold one row of each class.
+    """
+    fractions = check_sizes(sizes)
+    seed = _check_seed(seed)
+    strata = _strata(labels)
+    n = strata.size
+    n_train, n_val, n_test = part_sizes(n, fractions)
+    # One RandomState drives both draws, so the whole split is a function of the seed.
+    rng = np.random.RandomState(seed)
+    rows = np.arange(n, dtype=np.int64)
+    train, rest = _stratified_take(rows, strata, n_train, rng)
+    val, test = _stratified_take(rest, strata[rest], n_val, rng)
+    info = {
+        "n_rows": int(n),
+        "n_strata": int(np.unique(strata).size),
+        "stratified_on": "first task" if np.ndim(labels) == 2 else "labels",
+    }
+    return Split(np.sort(train), np.sort(val), np.sort(test), "stratified", seed, fractions, info)
+
+
+def kfold(n: int, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """K-fold cross-validation folds of ``range(n)`` (scikit-learn ``KFold``, shuffled with ``seed``).
+
+    Returns:
+        ``k`` pairs ``(train_idx, test_idx)`` of sorted int64 arrays; every index is in exactly
+        one test fold. Carve a validation set out of ``train_idx`` if one is needed.
+    """
+    from sklearn.model_selection import KFold
+
+    seed = _check_seed(seed)
+    folds = KFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros((int(n), 1)))
+    return [(np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)) for tr, te in folds]
+
+
+def stratified_kfold(labels: Any, k: int = 5, seed: int = 0) -> list[tuple[np.ndarray, np.ndarray]]:
+    """Stratified k-fold folds (scikit-learn ``StratifiedKFold``, shuffled with ``seed``).
+
+    Strata are formed as in :func:`stratified_split` (first task for 2-D labels, NaN its own
+    class). Returns ``k`` pairs ``(train_idx, test_idx)`` like :func:`kfold`.
+    """
+    from sklearn.model_selection import StratifiedKFold
+
+    seed = _check_seed(seed)
+    strata = _strata(labels)
+    folds = StratifiedKFold(n_splits=k, shuffle=True, random_state=seed).split(np.zeros((strata.size, 1)), strata)
+    return [(np.sort(tr).astype(np.int64), np.sort(te).astype(np.int64)) for tr, te in folds]
+
+
+# --------------------------------------------------------------------------------------------
+# Dispatcher and user split files
+# --------------------------------------------------------------------------------------------
+
+
+def _row_count(smiles: Sequence[Any] | None, labels: Any, n: int | None) -> int:
+    counts = {}
+    if smiles is not None:
+        counts["smiles"] = len(smiles)
+    if labels is not None:
+        counts["labels"] = len(labels)
+    if n is not None:
+        counts["n"] = int(n)
+    if not counts:
+        raise ValueError("give smiles, labels or n")
+    if len(set(counts.values())) > 1:
+        raise ValueError(f"row counts disagree: {counts}")
+    return next(iter(counts.values()))
+
+
+def _restrict(split: Split, kept: np.ndarray, n_rows: int, rejected: list[Rejected]) -> Split:
+    """Map a split of ``kept`` rows (positions 0..len-1) back to input row indices."""
+    info = {**split.info, "n_rows": n_rows, "rejected": rejected}
+    return Split(kept[split.train], kept[split.val], kept[split.test], split.method, split.seed, split.sizes, info)
+
+
+def make_split(
+    method: str,
+    *,
+    smiles: Sequence[str] | None = None,
+    labels: Any = None,
+    n: int | None = None,
+    sizes: Sequence[float] = DEFAULT_SIZES,
+    seed: int = 0,
+    errors: Errors = "raise",
+    generic: bool = False,
+) -> Split:
+    """Make a split by name (used by the CLI and the trainer).
+
+    Args:
+        method: ``"random"``, ``"scaffold"``, ``"balanced_scaffold"`` or ``"stratified"``.
+        smiles: one SMILES per row; needed for scaffold splits. When given for the other
+            methods too, unparsable rows are handled by ``errors`` as well, so every method
+            splits the same usable rows.
+        labels: one label per row (or rows x tasks); needed for ``"stratified"``.
+        n: number of rows, for ``"random"`` when neither smiles nor labels are given.
+        sizes: (train, val, test) fractions.
+        seed: random seed (not used by ``"scaffold"``, which records ``None``).
+        errors: ``"raise"`` or ``"skip"`` for unparsable SMILES.
+        generic: scaffold splits group by generic scaffolds.
+
+    Returns:
+        The :class:`Split`; ``info`` always has ``n_rows`` and ``rejected``.
+    """
+    if method not in SPLIT_METHODS:
+        raise ValueError(f"unknown split method {method!r}; choose from {', '.join(SPLIT_METHODS)}")
+    fractions = check_sizes(sizes)
+    n_rows = _row_count(smiles, labels, n)
+    if method == "scaffold":
+        if smiles is None:
+            raise ValueError("the scaffold split needs smiles")
+        return scaffold_split(smiles, fractions, generic=generic, errors=errors)
+    if method == "balanced_scaffold":
+        if smiles is None:
+            raise ValueError("the balanced_scaffold split needs smiles")
+        return balanced_scaffold_split(smiles, fractions, seed, generic=generic, errors=errors)
+    if method == "stratified" and labels is None:
+        raise ValueError("the stratified split needs labels (a target column)")
+
+    if smiles is not None:
+        kept, _, rejected = _map_molecules(smiles, errors, lambda m: None)
+    else:
+        kept, rejected = np.arange(n_rows, dtype=np.int64), []
+    if method == "random":
+        inner = random_split(kept.size, fractions, seed)
+    else:
+        label_arr = labels if isinstance(labels, np.ndarray) else np.asarray(labels, dtype=object)
+        inner = stratified_split(label_arr[kept], fractions, seed)
+    return _restrict(inner, kept, n_rows, rejected)
+
+
+def load_split_file(path: str | os.PathLike[str], n: int | None = None) -> Split:
+    """Read a user-supplied split.
+
+    Two formats, chosen by suffix:
+
+    * ``.json``: a ``splits.json`` written by :meth:`Split.save`.
+    * anything else (``.csv``, ``.csv.gz``, ...): a CSV with a column ``split`` holding
+      ``train``, ``val`` or ``test`` (case and surrounding spaces ignored; ``valid`` and
+      ``validation`` mean ``val``) for every row of the dataset, in the dataset's row order.
+      Other columns are ignored. The result has ``method="file"`` and ``seed=None``.
+
+    Args:
+        path: the file.
+        n: number of rows in the dataset, if known: a CSV must have exactly ``n`` rows; a JSON
+            split must have every index below ``n`` (and its recorded ``n_rows``, if any, must
+            equal ``n``).
+
+    Raises:
+        FileNotFoundError: if the file is missing.
+        ValueError: for a malformed file or one that does not fit ``n``.
+    """
+    source = Path(path)
+    if not source.is_file():
+        raise FileNotFoundError(f"split file not found: {source}")
+    if source.suffix.lower() == ".json":
+        split = Split.load(source)
+        _check_fits(split, n, source)
+        return split
+    return _load_split_csv(source, n)
+
+
+def _check_fits(split: Split, n: int | None, source: Path) -> None:
+    if n is None:
+        return
+    recorded = split.info.get("n_rows")
+    if recorded is not None and int(recorded) != n:
+        raise ValueError(f"{source}: split was made for {recorded} rows, the dataset has {n}")
+    for name, idx in split.parts().items():
+        if idx.size and int(idx.max()) >= n:
+            raise ValueError(f"{source}: {name} index {int(idx.max())} is out of range for {n} rows")
+
+
+def _load_split_csv(source: Path, n: int | None) -> Split:
+    try:
+        frame = pd.read_csv(source, dtype=str, keep_default_na=False, skip_blank_lines=True)
+    except (pd.errors.ParserError, pd.errors.EmptyDataError, UnicodeDecodeError) as exc:
+        raise ValueError(f"{source}: cannot read as CSV ({exc})") from exc
+    if "split" not in frame.columns:
+        raise ValueError(f"{source}: no 'split' column (columns: {', '.join(map(str, frame.columns))})")
+    if frame.empty:
+        raise ValueError(f"{source}: no rows")
+    if n is not None and len(frame) != n:
+        raise ValueError(f"{source}: has {len(frame)} rows, the dataset has {n}")
+    names = frame["split"].str.strip().str.lower()
+    unknown = ~names.isin(list(_CSV_PART_NAMES))
+    if unknown.any():
+        row = int(np.flatnonzero(unknown.to_numpy())[0])
+        raise ValueError(
+            f"{source}: row {row} has split {frame['split'].iloc[row]!r}; expected train, val or test"
+        )
+    parts = names.map(_CSV_PART_NAMES).to_numpy()
+    indices = {p: np.flatnonzero(parts == p).astype(np.int64) for p in PARTS}
+    total = len(frame)
+    sizes = tuple(indices[p].size / total for p in PARTS)
+    info = {"n_rows": total, "source": str(source), "rejected": []}
+    return Split(indices["train"], indices["val"], indices["test"], "file", None, sizes, info)  # type: ignore[arg-type]
