@@ -1,0 +1,112 @@
+"""``molgraph featurize`` end to end: outputs, rejects file, counts, raise mode, input formats."""
+
+from __future__ import annotations
+
+import csv
+
+import pandas as pd
+import torch
+from rdkit import Chem
+from rdkit.Chem import AllChem
+
+from molgraph.cli.main import main
+from molgraph.data.collated import CollatedGraphs
+
+# every kind of input the chem layer must survive, each with whether it is valid
+ROWS = [
+    ("CCO", True),
+    ("", False),  # empty
+    ("this is not smiles", False),  # garbage
+    ("C☃C", False),  # non-ASCII
+    ("N(C)(C)(C)(C)C", False),  # valence error
+    ("c1cccc1", False),  # kekulization failure
+    ("*c1ccccc1", True),  # wildcard
+    ("[13CH3]C(=O)O", True),  # isotope
+    ("C[N+](C)(C)CC(=O)[O-]", True),  # zwitterion
+    ("[CH2]C", True),  # radical
+    ("CC(=O)[O-].[Na+]", True),  # salt
+    ("[H]C([H])([H])C([H])([H])O[H]", True),  # explicit-H (QM7/QM8 style)
+    ("C" * 520, True),  # > 500 atoms
+    ("Cl[Pt](Cl)([NH3])[NH3]", True),  # metal
+    ("C1CC", False),  # unclosed ring
+    ("c1ccccc1O", True),
+]
+
+
+def _write_csv(path, rows) -> None:
+    with open(path, "w", newline="", encoding="utf-8") as fh:
+        writer = csv.writer(fh)
+        writer.writerow(["name", "smiles", "y"])
+        for i, (smiles, _) in enumerate(rows):
+            writer.writerow([f"m{i}", smiles, i])
+
+
+def test_mixed_file_rejects_exactly_the_invalid_rows(tmp_path, capsys) -> None:
+    src, out = tmp_path / "mixed.csv", tmp_path / "graphs.pt"
+    _write_csv(src, ROWS)
+    code = main(["featurize", "-i", str(src), "-s", "smiles", "-o", str(out), "--errors", "skip", "--no-progress"])
+    assert code == 0
+    rejects = pd.read_csv(tmp_path / "graphs.rejects.csv", keep_default_na=False)
+    bad = [i for i, (_, ok) in enumerate(ROWS) if not ok]
+    assert rejects["row"].tolist() == bad
+    assert all(reason.strip() for reason in rejects["reason"])
+    assert rejects["input"].tolist() == [ROWS[i][0] for i in bad]
+    graphs = CollatedGraphs.load(out)
+    good = [i for i, (_, ok) in enumerate(ROWS) if ok]
+    assert graphs.rows.tolist() == good and len(graphs) == len(good)
+    assert graphs[good.index(12)].num_nodes == 520
+    printed = capsys.readouterr().out
+    assert f"featurized {len(good)} of {len(ROWS)} molecules" in printed
+    assert f"rejected {len(bad)}" in printed
+    assert torch.load(out, weights_only=True)["format"].startswith("molgraph.collated_graphs")
+
+
+def test_raise_mode_stops_names_the_row_and_writes_nothing(tmp_path, capsys) -> None:
+    src, out = tmp_path / "mixed.csv", tmp_path / "graphs.pt"
+    _write_csv(src, ROWS)
+    code = main(["featurize", "-i", str(src), "-s", "smiles", "-o", str(out), "--no-progress"])
+    assert code != 0
+    err = capsys.readouterr().err
+    assert "row 1" in err and "empty SMILES" in err
+    assert list(tmp_path.iterdir()) == [src]  # no output, no rejects, no temporary file
+
+
+def test_existing_output_is_untouched_when_a_run_fails(tmp_path) -> None:
+    src, out = tmp_path / "mixed.csv", tmp_path / "graphs.npz"
+    out.write_bytes(b"user data")
+    _write_csv(src, ROWS)
+    assert main(["featurize", "-i", str(src), "-o", str(out), "--no-progress"]) != 0
+    assert out.read_bytes() == b"user data"
+
+
+def test_smi_and_sdf_inputs_and_multihot(tmp_path) -> None:
+    smi = tmp_path / "in.smi"
+    smi.write_text("CCO ethanol\nC1CC broken\n\nc1ccccc1 benzene\n")
+    out = tmp_path / "smi.npz"
+    assert main(["featurize", "-i", str(smi), "-o", str(out), "--errors", "skip", "--featurizer", "multihot",
+                 "--n-jobs", "2", "--no-progress"]) == 0
+    graphs = CollatedGraphs.load(out)
+    assert graphs.smiles == ["CCO", "c1ccccc1"] and graphs.x.shape[1] == 72
+    assert pd.read_csv(tmp_path / "smi.rejects.csv")["row"].tolist() == [1]
+
+    sdf = tmp_path / "in.sdf"
+    writer = Chem.SDWriter(str(sdf))
+    for smiles in ["CCO", "c1ccccc1N"]:
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=0)
+        writer.write(mol)
+    writer.close()
+    out3d = tmp_path / "sdf.pt"
+    assert main(["featurize", "-i", str(sdf), "-o", str(out3d), "--no-progress"]) == 0
+    g3 = CollatedGraphs.load(out3d)
+    assert len(g3) == 2 and g3.pos is not None and g3[0].pos.shape == (3, 3)  # heavy atoms by default
+
+
+def test_bad_arguments_give_clear_errors(tmp_path, capsys) -> None:
+    src = tmp_path / "a.csv"
+    src.write_text("smiles\nCCO\n")
+    assert main(["featurize", "-i", str(src), "-o", str(tmp_path / "x.txt")]) == 2
+    assert main(["featurize", "-i", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.pt")]) == 2
+    assert main(["featurize", "-i", str(src), "-s", "SMILES", "-o", str(tmp_path / "x.pt")]) == 2
+    err = capsys.readouterr().err
+    assert "not found" in err and "columns present" in err
