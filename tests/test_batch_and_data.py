@@ -139,3 +139,22 @@ def test_fingerprints_and_descriptors() -> None:
     with pytest.raises(MoleculeError) as info:
         fp(["CCO", "C1CC"])
     assert info.value.index == 1
+
+
+def test_positions_survive_the_worker_round_trip() -> None:
+    from rdkit import Chem
+    from rdkit.Chem import AllChem
+
+    mols = []
+    for smiles in ["CCO", "c1ccccc1", "CC(=O)O"]:
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=3)
+        mols.append(mol)
+    mols.insert(1, Chem.MolFromSmiles("CCN"))  # no conformer: no pos
+    serial = featurize_smiles(mols, n_jobs=1, progress=False).graphs
+    parallel = featurize_smiles(mols, n_jobs=2, chunk_size=2, progress=False).graphs
+    assert ["pos" in g for g in parallel] == [True, False, True, True]
+    for a, b in zip(serial, parallel):
+        assert a.smiles == b.smiles and torch.equal(a.x, b.x)
+        if "pos" in a:
+            assert torch.equal(a.pos, b.pos) and torch.equal(a.z, b.z)

@@ -172,3 +172,20 @@ def test_single_atom_and_bad_inputs() -> None:
         fz("C1CC", index=2)
     with pytest.raises(MoleculeError):
         fz(42)  # type: ignore[arg-type]
+
+
+def test_fast_data_constructor_matches_the_public_one() -> None:
+    from torch_geometric.data import Batch, Data
+
+    from molgraph.featurizers.graph import _new_data_direct
+
+    g = MolGraphFeaturizer.ogb().arrays("CC(=O)Oc1ccccc1C(=O)O")
+    fields = {"x": torch.from_numpy(g.x), "edge_index": torch.from_numpy(g.edge_index),
+              "edge_attr": torch.from_numpy(g.edge_attr), "smiles": g.smiles}
+    fast, public = _new_data_direct(dict(fields)), Data(**fields)
+    assert fast.keys() == public.keys() and fast.num_nodes == public.num_nodes == 13
+    batch_fast, batch_public = Batch.from_data_list([fast, fast]), Batch.from_data_list([public, public])
+    assert torch.equal(batch_fast.edge_index, batch_public.edge_index)
+    assert torch.equal(batch_fast.batch, batch_public.batch)
+    fast.y = torch.ones(1, 1)  # later assignments still go through PyG's normal path
+    assert "y" in fast.keys()
