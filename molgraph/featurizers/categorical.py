@@ -16,11 +16,11 @@ naming the item, the feature and the value.
 from __future__ import annotations
 
 from dataclasses import dataclass
-from typing import Any, Callable, Iterable, Sequence
+from typing import Any, Callable, Iterable, NamedTuple, Sequence
 
 import numpy as np
 
-__all__ = ["CategoricalFeaturizer", "CompiledFeature", "Feature", "compile_features", "encode_columns"]
+__all__ = ["CategoricalFeaturizer", "CheapGetter", "CompiledFeature", "Feature", "compile_features", "encode_columns"]
 
 
 @dataclass(frozen=True)
@@ -53,6 +53,15 @@ class Feature:
     @classmethod
     def from_config(cls, config: dict[str, Any]) -> "Feature":
         return cls(config["name"], tuple(config["values"]), bool(config.get("unknown_slot", True)))
+
+
+class CheapGetter(NamedTuple):
+    """Reads a property through a cheaper RDKit getter whose values ``translate`` maps to the
+    property's raw values (e.g. a bond's order as a float instead of its ``BondType`` enum, whose
+    Boost conversion costs about five times more). Only valid where the translation is exact."""
+
+    getter: Callable[[Any], Any]
+    translate: dict[Any, Any]
 
 
 @dataclass(frozen=True)
@@ -214,28 +223,34 @@ class CategoricalFeaturizer:
         return f"{type(self).__name__}({name}encoding={self.encoding!r}, dim={self.dim})"
 
     # -- featurizing -------------------------------------------------------------------------
-    def encode(self, items: Sequence[Any], constant: dict[str, Any] | None = None) -> np.ndarray:
+    def encode(self, items: Sequence[Any], hints: dict[str, Any] | None = None) -> np.ndarray:
         """Features of RDKit atoms or bonds, shape ``(len(items), dim)``.
 
         Args:
             items: the RDKit objects, in output row order.
-            constant: property name -> raw value known to hold for every item (a fast path the
-                graph featurizer uses when the SMILES text proves, e.g., that no atom is chiral).
+            hints: shortcuts the graph featurizer takes when the SMILES text proves them safe:
+                property name -> either a raw value that holds for every item (e.g. no atom is
+                chiral), or a :class:`CheapGetter` reading the property through a faster getter.
         """
         n = len(items)
-        if constant:
-            columns = [
-                [cf.table.get(constant[cf.feature.name], cf.unknown)] * n
-                if cf.feature.name in constant
-                else encode_columns((cf,), items, self._ITEM)[0]
-                for cf in self._compiled
-            ]
+        if hints:
+            columns = [self._hinted_column(cf, hints.get(cf.feature.name), items) for cf in self._compiled]
         else:
             columns = encode_columns(self._compiled, items, self._ITEM)
         codes = np.array(columns, dtype=np.int64).reshape(len(self._compiled), n)
         if self.encoding == "index":
             return np.ascontiguousarray(codes.T)
         return self._onehot(codes, items)
+
+    def _hinted_column(self, cf: CompiledFeature, hint: Any, items: Sequence[Any]) -> list[int]:
+        if hint is None:
+            return encode_columns((cf,), items, self._ITEM)[0]
+        if isinstance(hint, CheapGetter):
+            try:
+                return list(map(cf.table.__getitem__, map(hint.translate.__getitem__, map(hint.getter, items))))
+            except KeyError:  # a value the shortcut does not cover: ask RDKit the normal way
+                return encode_columns((cf,), items, self._ITEM)[0]
+        return [cf.table.get(hint, cf.unknown)] * len(items)
 
     def _onehot(self, codes: np.ndarray, items: Sequence[Any]) -> np.ndarray:
         """One-hot blocks from codes of shape ``(num_features, num_items)``, then the scalars."""
