@@ -13,14 +13,13 @@ import csv
 import sys
 import time
 from pathlib import Path
-from typing import Iterator
+from typing import TYPE_CHECKING, Iterator
 
-from molgraph.chem import MoleculeError, read_sdf
-from molgraph.data.collated import CollatedGraphs
-from molgraph.data.sources import atomic_output
-from molgraph.data.table import read_molecule_table
-from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
+if TYPE_CHECKING:
+    from molgraph.featurizers import Reject
 
+# torch, RDKit and PyG are imported inside run(): `molgraph --help` and the other sub-commands
+# should not pay for them.
 PRESETS = ("ogb", "pyg", "multihot")
 
 
@@ -63,10 +62,11 @@ def _read_smi(path: Path) -> Iterator[str]:
 
 
 def _molecules(args: argparse.Namespace) -> Iterator:
+    from molgraph.chem import ParseOptions, read_sdf
+    from molgraph.data.table import read_molecule_table
+
     name = args.input.name.lower().removesuffix(".gz")
     if name.endswith(".sdf"):
-        from molgraph.chem import ParseOptions
-
         options = ParseOptions(keep_hs=args.keep_hs or args.add_hs)
         return (mol for _, mol, _ in read_sdf(args.input, options))
     if name.endswith(".smi"):
@@ -75,7 +75,9 @@ def _molecules(args: argparse.Namespace) -> Iterator:
 
 
 def run(args: argparse.Namespace) -> int:
-    from molgraph.chem import ParseOptions
+    from molgraph.chem import MoleculeError, ParseOptions
+    from molgraph.data.collated import CollatedGraphs
+    from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
 
     if args.output.suffix not in (".pt", ".npz"):
         print(f"error: output must end in .pt or .npz, got {args.output}", file=sys.stderr)
@@ -134,6 +136,8 @@ def run(args: argparse.Namespace) -> int:
 
 
 def _write_rejects(path: Path, rejects: list[Reject]) -> None:
+    from molgraph.data.sources import atomic_output
+
     with atomic_output(path, "w", encoding="utf-8", newline="") as fh:
         writer = csv.writer(fh)
         writer.writerow(["row", "input", "reason"])

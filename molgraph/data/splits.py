@@ -22,7 +22,6 @@ from __future__ import annotations
 import json
 import math
 import os
-import tempfile
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import Any, Callable, Hashable, Literal, Sequence
@@ -31,6 +30,7 @@ import numpy as np
 import pandas as pd
 
 from molgraph.chem import MoleculeError, mol_from_smiles, murcko_scaffold
+from molgraph.data.sources import atomic_output
 
 __all__ = [
     "PARTS",
@@ -327,33 +327,9 @@ class Split:
 
 
 def _atomic_write_text(path: Path, text: str) -> None:
-    """Write ``text`` to ``path`` so that readers see the old file or the new one, never half.
-
-    The temp file lives in the same folder because ``os.replace`` is only atomic within one
-    file system.
-    """
-    path = Path(path)
-    fd, tmp = tempfile.mkstemp(dir=path.parent, prefix=f".{path.name}.", suffix=".tmp")
-    try:
-        with os.fdopen(fd, "w", encoding="utf-8", newline="\n") as handle:
-            handle.write(text)
-            handle.flush()
-            os.fsync(handle.fileno())
-        # mkstemp creates the file 0600; give it the mode an ordinary new file would have.
-        mode = path.stat().st_mode & 0o777 if path.exists() else 0o644
-        os.chmod(tmp, mode)
-        os.replace(tmp, path)
-    except BaseException:
-        try:
-            os.unlink(tmp)
-        except FileNotFoundError:
-            pass
-        raise
-
-
-# --------------------------------------------------------------------------------------------
-# Reading molecules
-# --------------------------------------------------------------------------------------------
+    """Write ``text`` so that readers see the old file or the new one, never half of either."""
+    with atomic_output(path, "w", encoding="utf-8", newline="\n") as handle:
+        handle.write(text)
 
 
 def _map_molecules(
