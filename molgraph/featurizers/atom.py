@@ -58,6 +58,7 @@ class AtomFeaturizer(CategoricalFeaturizer):
     _ENUMS = _ATOM_ENUMS
     _SCALARS = _ATOM_SCALARS
     _ITEM = "atom"
+    _PRESETS = ("ogb", "pyg", "multihot")
 
     @classmethod
     def ogb(cls) -> "AtomFeaturizer":
@@ -123,11 +124,3 @@ class AtomFeaturizer(CategoricalFeaturizer):
             scalars=("mass",),
             preset="multihot",
         )
-
-    @classmethod
-    def from_preset(cls, name: str) -> "AtomFeaturizer":
-        """The preset called ``name`` (``"ogb"``, ``"pyg"``, ``"multihot"``)."""
-        presets = {"ogb": cls.ogb, "pyg": cls.pyg, "multihot": cls.multihot}
-        if name not in presets:
-            raise ValueError(f"unknown atom featurizer preset {name!r}; known: {sorted(presets)}")
-        return presets[name]()

@@ -36,6 +36,7 @@ class BondFeaturizer(CategoricalFeaturizer):
     _GETTERS = _BOND_GETTERS
     _ENUMS = _BOND_ENUMS
     _ITEM = "bond"
+    _PRESETS = ("ogb", "pyg", "multihot")
 
     @classmethod
     def ogb(cls) -> "BondFeaturizer":
@@ -86,11 +87,3 @@ class BondFeaturizer(CategoricalFeaturizer):
             encoding="onehot",
             preset="multihot",
         )
-
-    @classmethod
-    def from_preset(cls, name: str) -> "BondFeaturizer":
-        """The preset called ``name`` (``"ogb"``, ``"pyg"``, ``"multihot"``)."""
-        presets = {"ogb": cls.ogb, "pyg": cls.pyg, "multihot": cls.multihot}
-        if name not in presets:
-            raise ValueError(f"unknown bond featurizer preset {name!r}; known: {sorted(presets)}")
-        return presets[name]()

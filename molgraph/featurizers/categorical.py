@@ -147,14 +147,22 @@ class CategoricalFeaturizer:
     """Base of :class:`AtomFeaturizer` and :class:`BondFeaturizer` (not used directly).
 
     Subclasses set the class attributes ``_GETTERS`` (property name -> RDKit getter),
-    ``_ENUMS`` (property name -> RDKit enum type), ``_SCALARS`` (scalar name -> getter) and
-    ``_ITEM`` (the word used in error messages).
+    ``_ENUMS`` (property name -> RDKit enum type), ``_SCALARS`` (scalar name -> getter),
+    ``_ITEM`` (the word used in error messages) and ``_PRESETS`` (preset classmethod names).
     """
 
     _GETTERS: dict[str, Callable[[Any], Any]] = {}
     _ENUMS: dict[str, Any] = {}
     _SCALARS: dict[str, Callable[[Any], float]] = {}
     _ITEM = "item"
+    _PRESETS: tuple[str, ...] = ()  # names of the classmethods that build presets
+
+    @classmethod
+    def from_preset(cls, name: str):
+        """The preset called ``name`` (see the subclass's ``_PRESETS``)."""
+        if name not in cls._PRESETS:
+            raise ValueError(f"unknown {cls._ITEM} featurizer preset {name!r}; known: {list(cls._PRESETS)}")
+        return getattr(cls, name)()
 
     def __init__(
         self,
