@@ -12,7 +12,7 @@ from molgraph.chem import MoleculeError
 from molgraph.data.collated import CollatedGraphs
 from molgraph.data.csv_dataset import MoleculeCSVDataset
 from molgraph.data.registry import load_dataset
-from molgraph.data.table import read_molecule_table
+from molgraph.data.table import iter_smiles_column, read_molecule_table
 from molgraph.featurizers import MolGraphFeaturizer, featurize_smiles, iter_featurize
 from molgraph.featurizers.fingerprints import MorganFingerprint, rdkit_descriptors
 
@@ -67,6 +67,7 @@ def test_read_table_quirks(tmp_path) -> None:
         fh.write(text)
     table = read_molecule_table(path, "smiles", ["y1", "y2"])
     assert table.smiles == ["CC,O", "CCO", "c1ccccc1"]
+    assert list(iter_smiles_column(path, "smiles", chunk_rows=1)) == table.smiles  # streamed, same rows
     np.testing.assert_array_equal(np.isnan(table.targets), [[False, True], [True, False], [True, False]])
     assert table.targets[0, 0] == 1.5
     bad = tmp_path / "bad.csv"

@@ -63,7 +63,7 @@ def _read_smi(path: Path) -> Iterator[str]:
 
 def _molecules(args: argparse.Namespace) -> Iterator:
     from molgraph.chem import ParseOptions, read_sdf
-    from molgraph.data.table import read_molecule_table
+    from molgraph.data.table import iter_smiles_column
 
     name = args.input.name.lower().removesuffix(".gz")
     if name.endswith(".sdf"):
@@ -71,7 +71,8 @@ def _molecules(args: argparse.Namespace) -> Iterator:
         return (mol for _, mol, _ in read_sdf(args.input, options))
     if name.endswith(".smi"):
         return _read_smi(args.input)
-    return iter(read_molecule_table(args.input, args.smiles_column).smiles)
+    # header and column checked up front (a missing column fails before any work); rows stream
+    return iter_smiles_column(args.input, args.smiles_column)
 
 
 def run(args: argparse.Namespace) -> int:

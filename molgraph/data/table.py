@@ -10,12 +10,12 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Sequence
+from typing import Iterator, Sequence
 
 import numpy as np
 import pandas as pd
 
-__all__ = ["MoleculeTable", "read_molecule_table"]
+__all__ = ["MoleculeTable", "iter_smiles_column", "read_molecule_table"]
 
 
 @dataclass
@@ -41,6 +41,36 @@ def _separator(path: Path) -> str:
     return "\t" if name.endswith((".tsv", ".tab")) else ","
 
 
+def _read_options(path: Path) -> dict:
+    # Everything as text: SMILES like "NA" or "nan"-looking names must not become floats, and
+    # labels are converted by the caller with errors that name the cell.
+    return dict(
+        sep=_separator(path), dtype=str, keep_default_na=False, skip_blank_lines=True,
+        compression="infer", encoding="utf-8", encoding_errors="replace",
+    )
+
+
+def iter_smiles_column(path: str | Path, smiles_column: str, chunk_rows: int = 100_000) -> Iterator[str]:
+    """Stream one column of a CSV/TSV (``.gz`` allowed) without loading the file.
+
+    Yields the stripped cell of every data row (blank lines skipped), ``""`` for empty cells, so
+    positions match :func:`read_molecule_table`'s rows. Memory stays at ``chunk_rows`` rows.
+    """
+    path = Path(path)
+    if not path.is_file():
+        raise FileNotFoundError(f"molecule file not found: {path}")
+    header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **_read_options(path)).columns]
+    if smiles_column not in header:
+        raise KeyError(f"{path}: column(s) {[smiles_column]} not found; columns present: {header}")
+    reader = pd.read_csv(
+        path, usecols=lambda c: str(c).strip() == smiles_column, chunksize=chunk_rows, **_read_options(path)
+    )
+    with reader:
+        for chunk in reader:
+            for cell in chunk.iloc[:, 0].tolist():
+                yield cell.strip()
+
+
 def read_molecule_table(
     path: str | Path,
     smiles_column: str,
@@ -57,12 +87,7 @@ def read_molecule_table(
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"molecule file not found: {path}")
-    # Everything as text: SMILES like "NA" or "nan"-looking names must not become floats, and
-    # labels are converted below with errors that name the cell.
-    frame = pd.read_csv(
-        path, sep=_separator(path), dtype=str, keep_default_na=False, skip_blank_lines=True,
-        compression="infer", encoding="utf-8", encoding_errors="replace",
-    )
+    frame = pd.read_csv(path, **_read_options(path))
     # a file whose header repeats a name (QM8's duplicated columns) gets pandas' ".1" suffixes;
     # strip stray whitespace/CR that some files carry in header cells
     frame.columns = [str(c).strip() for c in frame.columns]
