@@ -21,7 +21,7 @@ from torch_geometric.data import Data
 import molgraph
 from molgraph.chem import MoleculeError
 from molgraph.data.collated import CollatedGraphs
-from molgraph.data.sources import atomic_output, cache_dir as default_cache_dir, sha256_file
+from molgraph.data.sources import atomic_output, cache_dir as default_cache_dir, sha256_file_cached
 from molgraph.data.table import read_molecule_table
 from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
 
@@ -83,7 +83,7 @@ class MoleculeCSVDataset(Dataset):
 
         key_material = {
             "format": _CACHE_FORMAT,
-            "file_sha256": sha256_file(self.path) if self.path.is_file() else None,
+            "file_sha256": sha256_file_cached(self.path) if self.path.is_file() else None,
             "smiles_column": smiles_column,
             "target_columns": self.target_columns,
             "featurizer": self.featurizer.to_config(),

@@ -16,14 +16,20 @@ import functools
 import os
 import re
 import sys
-import threading
 from dataclasses import dataclass, field
 from pathlib import Path, PurePosixPath
 from types import MappingProxyType
 from typing import TYPE_CHECKING, Any, Iterable, Mapping
 
 import molgraph
-from molgraph.data.sources import DATA_ENV, ChecksumError, data_root, download_file, sha256_file
+from molgraph.data.sources import (
+    DATA_ENV,
+    ChecksumError,
+    data_root,
+    download_file,
+    sha256_file,
+    sha256_file_cached,
+)
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -355,25 +361,8 @@ def expected_path(name: str, root: str | os.PathLike[str] | None = None) -> Path
     return _expected_path(get_card(name), root)
 
 
-_SHA_CACHE: dict[tuple[str, int, int], str] = {}
-_SHA_LOCK = threading.Lock()
-
-
-def _sha256_cached(path: Path) -> str:
-    """sha256 of ``path``, remembered per (path, size, mtime_ns) for this process only."""
-    stat = path.stat()
-    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
-    with _SHA_LOCK:
-        known = _SHA_CACHE.get(key)
-    if known is None:
-        known = sha256_file(path)
-        with _SHA_LOCK:
-            _SHA_CACHE[key] = known
-    return known
-
-
 def _check_file(card: DatasetCard, path: Path) -> None:
-    actual = _sha256_cached(path)
+    actual = sha256_file_cached(path)
     if actual != card.sha256:
         raise ChecksumError(
             f"{path} does not match the {card.name} card: sha256 {actual}, expected {card.sha256}. "

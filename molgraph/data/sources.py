@@ -14,6 +14,7 @@ import contextlib
 import hashlib
 import os
 import tempfile
+import threading
 import urllib.request
 from pathlib import Path
 from typing import IO, Any, Iterator
@@ -27,6 +28,7 @@ __all__ = [
     "data_root",
     "cache_dir",
     "sha256_file",
+    "sha256_file_cached",
     "download_file",
     "atomic_output",
     "atomic_write_bytes",
@@ -75,6 +77,25 @@ def sha256_file(path: str | os.PathLike[str]) -> str:
         for chunk in iter(lambda: fh.read(_CHUNK), b""):
             digest.update(chunk)
     return digest.hexdigest()
+
+
+_SHA_CACHE: dict[tuple[str, int, int], str] = {}
+_SHA_LOCK = threading.Lock()
+
+
+def sha256_file_cached(path: str | os.PathLike[str]) -> str:
+    """:func:`sha256_file`, remembered per (resolved path, size, mtime_ns) for this process only,
+    so the registry's check and the dataset cache key hash a file once, not once each."""
+    path = Path(path)
+    stat = path.stat()
+    key = (str(path.resolve()), stat.st_size, stat.st_mtime_ns)
+    with _SHA_LOCK:
+        known = _SHA_CACHE.get(key)
+    if known is None:
+        known = sha256_file(path)
+        with _SHA_LOCK:
+            _SHA_CACHE[key] = known
+    return known
 
 
 def _current_umask() -> int:
