@@ -16,6 +16,9 @@ _COMMAND_MODULES = (
     "molgraph.cli.featurize_cmd",
     "molgraph.cli.split_cmd",
     "molgraph.cli.datasets_cmd",
+    "molgraph.cli.train_cmd",
+    "molgraph.cli.predict_cmd",
+    "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
 )
 

@@ -1,0 +1,139 @@
+"""``molgraph train``: train a property model on a CSV or a bundled dataset.
+
+Settings come from (lowest to highest priority) the defaults, ``--config FILE.toml`` (keys are
+the long option names with ``_`` for ``-``) and the command line; the resolved settings are
+written to ``RUN_DIR/config.toml``. ``molgraph train --resume RUN_DIR`` continues an interrupted
+run from those settings alone.
+
+Batch size is per process: with ``--devices N`` (or ``--num-nodes``), the effective batch is
+N times larger. Several GPUs: ``molgraph train ... --accelerator gpu --devices 4``; several nodes:
+start the same command on each node under SLURM (``srun``) or ``torchrun --nnodes M
+--nproc-per-node N -m molgraph.cli.main train ... --devices N --num-nodes M``; RUN_DIR must be on
+a file system all nodes share.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import logging
+import sys
+from pathlib import Path
+
+from molgraph.cli.common import error_exit
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    S = argparse.SUPPRESS  # "not given": lets the config file supply the value
+    p = subparsers.add_parser(
+        "train",
+        help="train a property model (GIN or D-MPNN) and write a run folder",
+        description=__doc__,
+        formatter_class=argparse.RawDescriptionHelpFormatter,
+        argument_default=S,
+    )
+    d = p.add_argument_group("data")
+    d.add_argument("-i", "--input", "--data-path", dest="input", help="CSV/TSV file with SMILES and targets")
+    d.add_argument("-s", "--smiles-column", "--smiles-columns", dest="smiles_column", help="SMILES column")
+    d.add_argument("--target-columns", nargs="+", help="target column(s)")
+    d.add_argument("--dataset", help="a registry dataset instead of -i (see `molgraph datasets list`)")
+    d.add_argument("--data-root", help="folder holding data-root datasets (default: $MOLGRAPH_DATA)")
+    d.add_argument("-t", "--task-type", choices=("regression", "classification"))
+    d.add_argument("--featurizer", choices=("multihot", "ogb", "pyg"), help="atom/bond features (default: multihot)")
+    d.add_argument("--molecule-featurizers", "--features-generators", dest="molecule_featurizers", nargs="+",
+                   choices=("rdkit_descriptors", "morgan", "morgan_count"), help="extra molecule-level features")
+    d.add_argument("--n-jobs", type=int, help="featurization processes")
+    sp = p.add_argument_group("split")
+    sp.add_argument("--split", "--split-type", dest="split",
+                    choices=("random", "scaffold", "balanced_scaffold", "stratified"), help="default: random")
+    sp.add_argument("--split-sizes", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), help="default: 0.8 0.1 0.1")
+    sp.add_argument("--splits-file", "--split-file", dest="split_file", help="a split file (JSON or CSV, file rows)")
+    sp.add_argument("--data-seed", type=int, help="seed of the split and of the batch order (default 0)")
+    m = p.add_argument_group("model")
+    m.add_argument("--model", choices=("gin", "dmpnn"), help="default: dmpnn")
+    m.add_argument("--hidden-dim", "--message-hidden-dim", dest="hidden_dim", type=int)
+    m.add_argument("--depth", type=int, help="message-passing steps")
+    m.add_argument("--dropout", type=float)
+    m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "max", "attention"))
+    m.add_argument("--ffn-hidden-dim", type=int)
+    m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
+    o = p.add_argument_group("optimization")
+    o.add_argument("--seed", "--pytorch-seed", dest="seed", type=int, help="model seed (default 0)")
+    o.add_argument("--epochs", type=int, help="default 50")
+    o.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
+    o.add_argument("-b", "--batch-size", type=int, help="molecules per batch per process (default 64)")
+    o.add_argument("--optimizer", help="adam | adamw | sgd (default adam)")
+    o.add_argument("--weight-decay", type=float)
+    o.add_argument("--schedule", choices=("noam", "cosine", "constant"), help="LR schedule (default noam)")
+    o.add_argument("--warmup-epochs", type=float)
+    o.add_argument("--init-lr", type=float)
+    o.add_argument("--max-lr", type=float)
+    o.add_argument("--final-lr", type=float)
+    o.add_argument("--grad-clip", type=float, help="gradient norm clipping")
+    o.add_argument("--metrics", "--metric", dest="metrics", nargs="+", help="first one is the primary metric")
+    o.add_argument("--monitor", "--tracking-metric", dest="monitor",
+                   help="what selects the best epoch: val_loss (default) or val_<metric>")
+    o.add_argument("--ensemble-size", type=int, help="deep ensemble of K models (default 1)")
+    o.add_argument("--mc-dropout-samples", type=int, help="MC-dropout passes at prediction (needs --dropout)")
+    h = p.add_argument_group("hardware")
+    h.add_argument("--accelerator", help="cpu | gpu | auto (default auto)")
+    h.add_argument("--devices", help="number of devices or a list like 0,1 (default 1)")
+    h.add_argument("--num-nodes", type=int)
+    h.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
+    h.add_argument("--precision", help="e.g. 32-true, bf16-mixed")
+    h.add_argument("--num-workers", type=int, help="DataLoader workers (default 0)")
+    h.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
+                   help="torch deterministic algorithms (default off: CPU runs repeat exactly with the same "
+                        "seeds and thread count anyway, and the deterministic scatter path is ~6x slower; "
+                        "turn on for bit-repeatable GPU runs)")
+    h.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: on a terminal)")
+    p.add_argument("--config", "--config-path", dest="config", type=Path, help="TOML settings file (a models/ recipe)")
+    p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
+    p.add_argument("-o", "--output-dir", "--save-dir", dest="output_dir", help="run folder to create")
+    p.set_defaults(func=run)
+    return p
+
+
+def run(args: argparse.Namespace) -> int:
+    from molgraph.train.config import load_config_file, resolve_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    values = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "resume")}
+    if "split_sizes" in values:
+        values["split_sizes"] = list(values["split_sizes"])
+    if "devices" in values:
+        values["devices"] = str(values["devices"])
+    resume = getattr(args, "resume", None)
+    try:
+        if resume is not None:
+            file_values = load_config_file(Path(resume) / "config.toml")
+            if values.get("output_dir") not in (None, str(resume)):
+                raise ValueError("--resume continues RUN_DIR in place; drop -o")
+            values["output_dir"] = str(resume)
+        else:
+            file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
+        config = resolve_config(file_values, values).validate()
+    except (ValueError, FileNotFoundError) as exc:
+        return error_exit(str(exc))
+
+    from molgraph.train.runner import run_training
+
+    for name in ("lightning", "lightning.pytorch", "lightning.fabric"):
+        logging.getLogger(name).setLevel(logging.WARNING)  # after import: Lightning sets INFO on import
+
+    say = logging.getLogger("molgraph.train").info
+    try:
+        result = run_training(config, resume=resume is not None, say=say)
+    except (ValueError, FileNotFoundError, FileExistsError) as exc:
+        return error_exit(str(exc))
+    except KeyboardInterrupt as exc:
+        return error_exit(str(exc) or f"interrupted; continue with: molgraph train --resume {config.output_dir}", code=130)
+    if result is None:  # a non-zero DDP rank: rank 0 reports
+        return 0
+    primary = result.metrics["primary_metric"]
+    for part in ("val", "test"):
+        if part in result.metrics:
+            scores = result.metrics[part]
+            print(f"{part} {primary}: {scores[primary]:.4f}  " + json.dumps({k: round(v, 4) for k, v in scores.items() if "/" not in k and k != "n"}))
+    print(f"run folder: {result.run_dir}  (model file: {result.model_path})")
+    return 0

@@ -1,0 +1,123 @@
+"""Optimizers and learning-rate schedules, by name.
+
+Optimizers come from a small registry (``adam``, ``adamw``, ``sgd``) that later methods extend
+with :func:`register_optimizer`. Schedules are per-step multipliers on the optimizer's learning
+rate (``max_lr``), so they resume exactly from a Lightning checkpoint:
+
+- ``constant``: ``max_lr`` throughout.
+- ``noam``: linear warm-up from ``init_lr`` to ``max_lr`` over ``warmup_epochs``, then exponential
+  decay to ``final_lr`` at the last step (the schedule chemprop uses for D-MPNN, after the
+  "Noam" warm-up of Vaswani et al. 2017).
+- ``cosine``: the same warm-up, then half a cosine from ``max_lr`` down to ``final_lr``.
+"""
+
+from __future__ import annotations
+
+import math
+from typing import Any, Callable, Iterable
+
+import torch
+
+__all__ = [
+    "OPTIMIZERS",
+    "SCHEDULES",
+    "register_optimizer",
+    "build_optimizer",
+    "lr_multiplier",
+    "build_scheduler",
+]
+
+OptimizerFactory = Callable[..., torch.optim.Optimizer]
+
+
+def _sgd(params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: Any) -> torch.optim.Optimizer:
+    kwargs.setdefault("momentum", 0.9)  # plain SGD without momentum is rarely what anyone wants
+    return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+OPTIMIZERS: dict[str, OptimizerFactory] = {
+    "adam": torch.optim.Adam,
+    "adamw": torch.optim.AdamW,
+    "sgd": _sgd,
+}
+
+SCHEDULES = ("constant", "noam", "cosine")
+
+
+def register_optimizer(name: str, factory: OptimizerFactory, *, overwrite: bool = False) -> None:
+    """Make ``factory(params, lr=..., weight_decay=..., **kwargs)`` available as ``name``."""
+    if name in OPTIMIZERS and not overwrite:
+        raise ValueError(f"optimizer {name!r} is already registered")
+    OPTIMIZERS[name] = factory
+
+
+def build_optimizer(
+    name: str, params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: Any
+) -> torch.optim.Optimizer:
+    """The optimizer registered as ``name`` over ``params``."""
+    try:
+        factory = OPTIMIZERS[name]
+    except KeyError:
+        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}") from None
+    return factory(params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+def lr_multiplier(
+    schedule: str,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    init_lr: float,
+    max_lr: float,
+    final_lr: float,
+) -> Callable[[int], float]:
+    """A function ``step -> lr(step) / max_lr`` for :class:`torch.optim.lr_scheduler.LambdaLR`."""
+    if schedule not in SCHEDULES:
+        raise ValueError(f"unknown lr schedule {schedule!r}; choose from {list(SCHEDULES)}")
+    if max_lr <= 0:
+        raise ValueError(f"max_lr must be > 0, got {max_lr}")
+    if schedule == "constant":
+        return _Constant()
+    return _WarmupDecay(schedule, max(int(total_steps), 1), max(int(warmup_steps), 0), init_lr, max_lr, final_lr)
+
+
+class _Constant:
+    def __call__(self, step: int) -> float:
+        return 1.0
+
+
+class _WarmupDecay:
+    """Picklable schedule object (LambdaLR stores its ``__dict__`` in checkpoints, not code)."""
+
+    def __init__(self, kind: str, total: int, warmup: int, init_lr: float, max_lr: float, final_lr: float):
+        self.kind, self.total, self.warmup = kind, total, min(warmup, total)
+        self.init_lr, self.max_lr, self.final_lr = init_lr, max_lr, final_lr
+
+    def __call__(self, step: int) -> float:
+        if step < self.warmup:
+            lr = self.init_lr + (self.max_lr - self.init_lr) * step / self.warmup
+        else:
+            decay_steps = max(self.total - self.warmup, 1)
+            frac = min((step - self.warmup) / decay_steps, 1.0)
+            if self.kind == "noam":
+                lr = self.max_lr * (self.final_lr / self.max_lr) ** frac
+            else:
+                lr = self.final_lr + 0.5 * (self.max_lr - self.final_lr) * (1.0 + math.cos(math.pi * frac))
+        return lr / self.max_lr
+
+
+def build_scheduler(
+    optimizer: torch.optim.Optimizer,
+    schedule: str,
+    *,
+    total_steps: int,
+    warmup_steps: int,
+    init_lr: float,
+    max_lr: float,
+    final_lr: float,
+) -> torch.optim.lr_scheduler.LambdaLR:
+    """A per-step LambdaLR; the optimizer must have been built with ``lr=max_lr``."""
+    fn = lr_multiplier(
+        schedule, total_steps=total_steps, warmup_steps=warmup_steps, init_lr=init_lr, max_lr=max_lr, final_lr=final_lr
+    )
+    return torch.optim.lr_scheduler.LambdaLR(optimizer, fn)

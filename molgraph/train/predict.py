@@ -1,0 +1,178 @@
+"""Predictions from trained models: ensembles, MC dropout, and models loaded from files.
+
+:class:`Predictor` rebuilds everything from a model file alone (featurizer, scalers, task,
+target names), so ``molgraph predict`` needs no other setting.
+"""
+
+from __future__ import annotations
+
+import os
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+import torch
+
+from molgraph.data.collated import CollatedGraphs
+from molgraph.data.loader import GraphBatcher, graph_loader
+from molgraph.featurizers.batch import Reject, iter_featurize
+from molgraph.featurizers.graph import MolGraphFeaturizer
+from molgraph.models import PropertyModel
+from molgraph.train.checkpoint import CheckpointError, load_model_file
+from molgraph.train.prepare import molecule_features, scale_extra
+from molgraph.train.scaling import StandardScaler
+
+__all__ = ["predict_values", "enable_mc_dropout", "Predictor", "MODEL_CLASSES"]
+
+MODEL_CLASSES: dict[str, type[torch.nn.Module]] = {"PropertyModel": PropertyModel}
+
+
+def enable_mc_dropout(model: torch.nn.Module) -> int:
+    """Eval mode everywhere except dropout layers (Gal & Ghahramani 2016); returns their count."""
+    model.eval()
+    n = 0
+    for module in model.modules():
+        if isinstance(module, torch.nn.modules.dropout._DropoutNd):
+            module.train()
+            n += 1
+    return n
+
+
+@torch.no_grad()
+def _outputs(model: torch.nn.Module, loader: Any, device: torch.device) -> torch.Tensor:
+    outs = [model(batch.to(device)).float().cpu() for batch in loader]
+    return torch.cat(outs) if outs else torch.zeros(0)
+
+
+@torch.no_grad()
+def predict_values(
+    models: Sequence[torch.nn.Module],
+    batcher: GraphBatcher,
+    indices: Sequence[int],
+    *,
+    task_type: str,
+    target_scaler: StandardScaler | None = None,
+    mc_dropout_samples: int = 0,
+    batch_size: int = 256,
+    device: str | torch.device = "cpu",
+    seed: int = 0,
+) -> tuple[np.ndarray, np.ndarray | None]:
+    """Mean prediction and spread over ensemble members (and MC-dropout samples).
+
+    Returns:
+        ``mean`` ``(N, T)`` in user units (probabilities for classification) and ``std``
+        ``(N, T)`` over all member/sample predictions, or ``None`` for a single deterministic
+        model.
+    """
+    device = torch.device(device)
+    loader = graph_loader(batcher, indices, batch_size=batch_size)
+    draws = []
+    for model in models:
+        model.to(device)
+        if mc_dropout_samples:
+            if enable_mc_dropout(model) == 0:
+                raise ValueError("MC dropout asked for, but the model has no dropout layer")
+            gen_state = torch.get_rng_state()
+            torch.manual_seed(seed)  # repeatable uncertainty estimates
+            runs = [_outputs(model, loader, device) for _ in range(mc_dropout_samples)]
+            torch.set_rng_state(gen_state)
+        else:
+            model.eval()
+            runs = [_outputs(model, loader, device)]
+        for out in runs:
+            if task_type == "classification":
+                draws.append(torch.sigmoid(out).numpy())
+            elif target_scaler is not None:
+                draws.append(np.asarray(target_scaler.inverse_transform(out.numpy())))
+            else:
+                draws.append(out.numpy())
+    stack = np.stack(draws).astype(np.float64)
+    std = stack.std(axis=0, ddof=1) if stack.shape[0] > 1 else None
+    return stack.mean(axis=0), std
+
+
+class Predictor:
+    """A trained model (or ensemble) with everything it needs, loaded from a model file.
+
+    Args:
+        payload: the dict from :func:`~molgraph.train.checkpoint.load_model_file`.
+    """
+
+    def __init__(self, payload: dict[str, Any]):
+        self.payload = payload
+        cls_name = payload["model_class"]
+        if cls_name not in MODEL_CLASSES:
+            raise CheckpointError(f"unknown model class {cls_name!r} in model file")
+        cls = MODEL_CLASSES[cls_name]
+        self.models = []
+        for state in payload["members"]:
+            model = cls(**payload["model_config"])
+            model.load_state_dict(state)
+            model.eval()
+            self.models.append(model)
+        self.featurizer = MolGraphFeaturizer.from_config(payload["featurizer"])
+        self.task_type: str = payload["task_type"]
+        self.target_names: list[str] = list(payload["target_names"])
+        scaler = payload.get("target_scaler")
+        self.target_scaler = StandardScaler.from_dict(scaler) if scaler else None
+        mf = payload.get("molecule_features")
+        self.molecule_featurizers: list[str] = list(mf["featurizers"]) if mf else []
+        self.extra_scaler = StandardScaler.from_dict(mf["scaler"]) if mf else None
+        self.mc_dropout_samples = int(payload.get("config", {}).get("mc_dropout_samples", 0) or 0)
+
+    @classmethod
+    def load(cls, path: str | os.PathLike[str]) -> "Predictor":
+        """From a model file, or a run folder holding ``model.pt``."""
+        path = Path(path)
+        if path.is_dir():
+            path = path / "model.pt"
+        return cls(load_model_file(path))
+
+    @property
+    def has_uncertainty(self) -> bool:
+        return len(self.models) > 1 or self.mc_dropout_samples > 0
+
+    def predict_graphs(
+        self, graphs: CollatedGraphs, smiles: Sequence[str] | None = None, *, batch_size: int = 256, device: str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions for featurized graphs (``smiles`` needed for molecule-level features)."""
+        extra = None
+        if self.molecule_featurizers:
+            raw, _ = molecule_features(self.molecule_featurizers, smiles if smiles is not None else graphs.smiles)
+            extra = scale_extra(raw, self.extra_scaler)
+        batcher = GraphBatcher(graphs, extra=extra)
+        return predict_values(
+            self.models,
+            batcher,
+            np.arange(len(graphs)),
+            task_type=self.task_type,
+            target_scaler=self.target_scaler,
+            mc_dropout_samples=self.mc_dropout_samples,
+            batch_size=batch_size,
+            device=device,
+        )
+
+    def predict_smiles(
+        self, smiles: Sequence[str], *, n_jobs: int = 1, batch_size: int = 256, device: str = "cpu", progress: bool | None = None
+    ) -> tuple[np.ndarray, np.ndarray | None, np.ndarray, list[Reject]]:
+        """Featurize and predict.
+
+        Returns:
+            ``mean`` ``(M, T)``, ``std`` ``(M, T)`` or ``None``, ``kept`` ``(M,)`` positions in
+            ``smiles`` that were predicted, and the rejects (position, input, reason).
+        """
+        arrays, kept_list, rejects = [], [], []
+        for index, result in iter_featurize(smiles, self.featurizer, n_jobs=n_jobs, errors="skip", progress=progress):
+            if isinstance(result, Reject):
+                rejects.append(result)
+            else:
+                arrays.append(result)
+                kept_list.append(index)
+        kept = np.asarray(kept_list, dtype=np.int64)
+        if len(kept) == 0:
+            t = len(self.target_names)
+            return np.zeros((0, t)), (np.zeros((0, t)) if self.has_uncertainty else None), kept, rejects
+        graphs = CollatedGraphs.from_arrays(arrays, rows=kept_list)
+        mean, std = self.predict_graphs(graphs, [smiles[i] for i in kept_list], batch_size=batch_size, device=device)
+        return mean, std, kept, rejects
+
