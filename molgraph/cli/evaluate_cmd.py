@@ -45,7 +45,7 @@ def run(args: argparse.Namespace) -> int:
             raise ValueError(f"{args.input}: no label column(s) {missing}; the model predicts {predictor.target_names}")
         raw = frame[predictor.target_names].astype(str).apply(lambda col: col.str.strip())
         present = (raw != "").to_numpy() & ~raw.apply(lambda col: col.str.lower().isin(["nan", "na"])).to_numpy()
-        y = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float)
+        y = raw.apply(pd.to_numeric, errors="coerce").to_numpy(dtype=float, copy=True)
         y[~present] = np.nan
         bad = present & np.isnan(y)
         if bad.any():

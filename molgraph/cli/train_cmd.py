@@ -54,7 +54,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--hidden-dim", "--message-hidden-dim", dest="hidden_dim", type=int)
     m.add_argument("--depth", type=int, help="message-passing steps")
     m.add_argument("--dropout", type=float)
-    m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "max", "attention"))
+    m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "norm", "max", "attention"),
+                   help="molecule readout (norm: sum / 100, chemprop's default)")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")

@@ -33,7 +33,7 @@ import torch
 
 from molgraph.data.sources import atomic_output
 
-__all__ = ["MODEL_FORMAT", "CheckpointError", "save_model_file", "load_model_file", "library_versions", "safe_torch_load"]
+__all__ = ["MODEL_FORMAT", "CheckpointError", "save_model_file", "load_model_file", "library_versions", "safe_torch_load", "plain"]
 
 MODEL_FORMAT = "molgraph.model/1"
 _REQUIRED = ("model_class", "model_config", "members", "featurizer", "task_type", "target_names")
@@ -51,14 +51,40 @@ def library_versions() -> dict[str, str]:
 
     import molgraph
 
+    # str(): torch.__version__ is a TorchVersion, which weights_only loading does not accept
     return {
-        "molgraph": molgraph.__version__,
-        "torch": torch.__version__,
-        "torch_geometric": torch_geometric.__version__,
-        "rdkit": rdkit.__version__,
-        "lightning": lightning.__version__,
+        "molgraph": str(molgraph.__version__),
+        "torch": str(torch.__version__),
+        "torch_geometric": str(torch_geometric.__version__),
+        "rdkit": str(rdkit.__version__),
+        "lightning": str(lightning.__version__),
         "python": platform.python_version(),
     }
+
+
+def plain(obj: Any, where: str = "payload") -> Any:
+    """``obj`` as only dicts, lists, str, int, float, bool, None and tensors (what loads safely).
+
+    numpy scalars and arrays become Python numbers and tensors, tuples become lists; anything
+    else is a ``TypeError`` naming where it sits, so a model file can never need unpickling.
+    """
+    import numpy as np
+
+    if obj is None or isinstance(obj, (bool, int, float)) and type(obj) in (bool, int, float):
+        return obj
+    if isinstance(obj, str):
+        return str(obj)
+    if isinstance(obj, torch.Tensor):
+        return obj.detach().cpu()
+    if isinstance(obj, np.ndarray):
+        return torch.from_numpy(np.ascontiguousarray(obj))
+    if isinstance(obj, np.generic):
+        return obj.item()
+    if isinstance(obj, dict):
+        return {str(k): plain(v, f"{where}[{k!r}]") for k, v in obj.items()}
+    if isinstance(obj, (list, tuple)):
+        return [plain(v, f"{where}[{i}]") for i, v in enumerate(obj)]
+    raise TypeError(f"{where}: {type(obj).__name__} cannot go in a model file")
 
 
 def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
@@ -72,10 +98,15 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> 
         raise CheckpointError(
             f"{path}: refused to load: the file contains pickled objects other than tensors and plain "
             f"containers, which could run code when loaded (weights_only=True rejected it: "
-            f"{str(exc).splitlines()[0]})"
+            f"{_reason(exc)})"
         ) from None
     except (RuntimeError, EOFError, OSError) as exc:
         raise CheckpointError(f"{path}: not a readable torch file ({exc})") from None
+
+
+def _reason(exc: Exception) -> str:
+    lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln or "Unsupported operand" in ln]
+    return lines[0] if lines else str(exc).splitlines()[0]
 
 
 def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
@@ -85,6 +116,7 @@ def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
         raise ValueError(f"model payload lacks {missing}")
     payload = {"format": MODEL_FORMAT, **payload}
     payload.setdefault("versions", library_versions())
+    payload = plain(payload)
     path = Path(path)
     with atomic_output(path, "wb") as fh:
         torch.save(payload, fh)

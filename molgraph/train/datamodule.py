@@ -17,6 +17,7 @@ from typing import Sequence
 
 import lightning as L
 import numpy as np
+import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
 from molgraph.data.loader import GraphBatcher, IndexDataset, graph_loader
@@ -70,8 +71,11 @@ class GraphDataModule(L.LightningDataModule):
         sampler = DistributedSampler(
             dataset, num_replicas=world, rank=rank, shuffle=True, seed=self.data_seed, drop_last=False
         )
+        # an own generator: creating the iterator must not draw from torch's global RNG
+        generator = torch.Generator().manual_seed(self.data_seed)
         return graph_loader(
-            self.batcher, self.train_idx, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers
+            self.batcher, self.train_idx, batch_size=self.batch_size, sampler=sampler, num_workers=self.num_workers,
+            generator=generator,
         )
 
     def val_dataloader(self) -> DataLoader | list:

@@ -149,13 +149,17 @@ def _strip_prefix(state: dict[str, torch.Tensor], prefix: str = "model.") -> dic
 def _loggers(run_dir: Path, member: int) -> list[Any]:
     from lightning.pytorch.loggers import CSVLogger
 
-    loggers: list[Any] = [CSVLogger(run_dir / "logs", name=f"member_{member}", version=0)]
+    # a resumed run logs to the next version_N folder: Lightning's CSV writer would replace the
+    # earlier epochs' rows otherwise; the learning-curve plot reads all versions
+    base = run_dir / "logs" / f"member_{member}"
+    version = len(list(base.glob("version_*"))) if base.is_dir() else 0
+    loggers: list[Any] = [CSVLogger(run_dir / "logs", name=f"member_{member}", version=version)]
     try:
         import tensorboard  # noqa: F401
 
         from lightning.pytorch.loggers import TensorBoardLogger
 
-        loggers.append(TensorBoardLogger(run_dir / "logs", name=f"tensorboard_member_{member}", version=0))
+        loggers.append(TensorBoardLogger(run_dir / "logs", name=f"tensorboard_member_{member}", version=version))
     except ImportError:
         pass
     return loggers
@@ -410,9 +414,16 @@ def _plots(run_dir: Path, data: PreparedData, split: Split, preds: dict, config:
     from molgraph.train import plots
 
     try:
-        metrics_csv = run_dir / "logs" / "member_0" / "version_0" / "metrics.csv"
-        if metrics_csv.is_file():
-            plots.plot_learning_curves(metrics_csv, run_dir / "learning_curves.png", title=f"{config.model}")
+        parts = sorted((run_dir / "logs" / "member_0").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+        if parts:
+            import tempfile
+
+            import pandas as pd
+
+            with tempfile.TemporaryDirectory() as tmp:
+                combined = Path(tmp) / "metrics.csv"
+                pd.concat([pd.read_csv(p) for p in parts], ignore_index=True).to_csv(combined, index=False)
+                plots.plot_learning_curves(combined, run_dir / "learning_curves.png", title=f"{config.model}")
         if "test" in preds:
             y = data.y[torch.as_tensor(split.test)].numpy()
             mean = preds["test"][0]

@@ -17,17 +17,20 @@ from molgraph.train.metrics import compute_metrics, default_metrics, masked_loss
 from molgraph.train.optim import build_optimizer, build_scheduler
 from molgraph.train.scaling import StandardScaler
 
-__all__ = ["Task", "PropertyTask", "epoch_seed"]
+__all__ = ["Task", "PropertyTask", "step_seed"]
 
 
-def epoch_seed(seed: int, epoch: int, rank: int = 0) -> int:
-    """The RNG seed for one epoch of one process.
+def step_seed(seed: int, epoch: int, batch_idx: int, rank: int = 0) -> int:
+    """The RNG seed for one training batch of one process.
 
-    Reseeding at every epoch start (instead of relying on the RNG state carried over from the
-    previous epoch) is what makes a resumed run draw the same dropout masks as an uninterrupted
-    one: the RNG state is not in Lightning checkpoints, the epoch number is.
+    Reseeding before every batch (instead of relying on the RNG state carried over from earlier
+    steps) is what makes a resumed run draw the same dropout masks as an uninterrupted one: the
+    RNG state is not in Lightning checkpoints and other code (DataLoader iterators, Lightning's
+    restore) may draw from it at different moments; the epoch and batch numbers are fixed.
     """
-    return (int(seed) * 1_000_003 + int(epoch) * 7_919 + int(rank) * 104_729) % (2**63 - 1)
+    return (int(seed) * 1_000_003 + int(epoch) * 7_919 * 65_537 + int(batch_idx) * 7_919 + int(rank) * 104_729) % (
+        2**63 - 1
+    )
 
 
 class Task(L.LightningModule):
@@ -40,7 +43,7 @@ class Task(L.LightningModule):
         schedule: ``constant`` | ``noam`` | ``cosine``.
         warmup_epochs, init_lr, max_lr, final_lr: schedule settings (learning rates in 1/step
             units of the optimizer; the optimizer runs at ``max_lr`` times the multiplier).
-        seed: model seed; each epoch reseeds torch's RNG from it (see :func:`epoch_seed`).
+        seed: model seed; each training batch reseeds torch's RNG from it (see :func:`step_seed`).
     """
 
     def __init__(
@@ -68,8 +71,8 @@ class Task(L.LightningModule):
     def forward(self, batch: Any) -> torch.Tensor:
         return self.model(batch)
 
-    def on_train_epoch_start(self) -> None:
-        torch.manual_seed(epoch_seed(self.seed, self.current_epoch, self.global_rank))
+    def on_train_batch_start(self, batch: Any, batch_idx: int) -> None:
+        torch.manual_seed(step_seed(self.seed, self.current_epoch, batch_idx, self.global_rank))
 
     def configure_optimizers(self) -> Any:
         opt = build_optimizer(self.optimizer_name, self.parameters(), lr=self.max_lr, weight_decay=self.weight_decay)

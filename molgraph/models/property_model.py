@@ -1,0 +1,230 @@
+"""Molecular property prediction: graph encoder -> readout -> feed-forward head.
+
+:class:`PropertyModel` is rebuilt from its :attr:`~PropertyModel.config` (a JSON-serializable
+dict of its constructor arguments) plus a state dict, so a checkpoint needs no pickled code::
+
+    model = PropertyModel(num_tasks=1, atom_dim=72, bond_dim=14)
+    blob = {"config": model.config, "state_dict": model.state_dict()}
+    clone = PropertyModel(**blob["config"]); clone.load_state_dict(blob["state_dict"])
+"""
+
+from __future__ import annotations
+
+from typing import Any
+
+import torch
+from torch import Tensor, nn
+
+from molgraph.featurizers import MolGraphFeaturizer
+from molgraph.nn import FFN, BondMessagePassing, GINEEncoder, InputEncoder, Readout
+
+__all__ = ["ENCODERS", "PropertyModel", "featurizer_input_kwargs"]
+
+ENCODERS = ("dmpnn", "gine")
+
+
+def featurizer_input_kwargs(featurizer: MolGraphFeaturizer) -> dict[str, Any]:
+    """The input arguments of :class:`PropertyModel` that match ``featurizer``'s output.
+
+    Returns:
+        ``atom_dim``, ``bond_dim``, and ``atom_cardinalities``/``bond_cardinalities`` (lists for
+        index-encoded featurizers such as ``"ogb"``, ``None`` for float ones such as
+        ``"multihot"``).
+    """
+
+    def cards(f: Any) -> list[int] | None:
+        return [int(c) for c in f.cardinalities] if f.encoding == "index" else None
+
+    return {
+        "atom_dim": int(featurizer.atom_dim),
+        "bond_dim": int(featurizer.bond_dim),
+        "atom_cardinalities": cards(featurizer.atom_featurizer),
+        "bond_cardinalities": cards(featurizer.bond_featurizer),
+    }
+
+
+class PropertyModel(nn.Module):
+    """Graph-level property predictor: ``batch -> (B, num_tasks)`` raw outputs.
+
+    Pipeline: optional input embedding (index-encoded features, :class:`InputEncoder` to
+    ``hidden_dim``) -> encoder (:class:`BondMessagePassing` or :class:`GINEEncoder`,
+    ``(N, hidden_dim)``) -> :class:`Readout` (``(B, hidden_dim)``) -> concatenate
+    ``batch.extra`` (``(B, extra_dim)``) if ``extra_dim > 0`` -> :class:`FFN` (``(B, num_tasks)``).
+
+    Outputs are raw: logits for classification, (scaled) values for regression; losses and
+    target scaling belong to the training code.
+
+    Args (keyword-only):
+        num_tasks: output columns.
+        atom_dim, bond_dim: input feature widths (columns of ``x`` / ``edge_attr``).
+        encoder: ``"dmpnn"`` or ``"gine"``.
+        hidden_dim: encoder width (and embedding width for index-encoded input).
+        depth: message-passing steps (D-MPNN, chemprop's count) or GINE layers.
+        dropout: dropout in the encoder and the head.
+        readout: ``"sum"``, ``"mean"``, ``"max"``, ``"attention"`` or ``"norm"``.
+        ffn_hidden_dim, ffn_layers: head width and number of hidden layers.
+        extra_dim: width of molecule-level features in ``batch.extra`` (0: none).
+        atom_cardinalities, bond_cardinalities: per-column vocabulary sizes when ``x`` /
+            ``edge_attr`` are index-encoded (int64); ``None`` for float input.
+        batch_norm: batch normalization in GINE (ignored by D-MPNN).
+        activation: activation name everywhere.
+    """
+
+    def __init__(
+        self,
+        *,
+        num_tasks: int,
+        atom_dim: int,
+        bond_dim: int,
+        encoder: str = "dmpnn",
+        hidden_dim: int = 300,
+        depth: int = 3,
+        dropout: float = 0.0,
+        readout: str = "mean",
+        ffn_hidden_dim: int = 300,
+        ffn_layers: int = 1,
+        extra_dim: int = 0,
+        atom_cardinalities: list[int] | None = None,
+        bond_cardinalities: list[int] | None = None,
+        batch_norm: bool = True,
+        activation: str = "relu",
+    ):
+        super().__init__()
+        if encoder not in ENCODERS:
+            raise ValueError(f"unknown encoder {encoder!r}; choose one of {list(ENCODERS)}")
+        if num_tasks < 1:
+            raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
+        if extra_dim < 0:
+            raise ValueError(f"extra_dim must be >= 0, got {extra_dim}")
+        # Plain Python types only, so the config survives JSON and equals itself after a round trip.
+        self._config: dict[str, Any] = {
+            "num_tasks": int(num_tasks),
+            "atom_dim": int(atom_dim),
+            "bond_dim": int(bond_dim),
+            "encoder": str(encoder),
+            "hidden_dim": int(hidden_dim),
+            "depth": int(depth),
+            "dropout": float(dropout),
+            "readout": str(readout),
+            "ffn_hidden_dim": int(ffn_hidden_dim),
+            "ffn_layers": int(ffn_layers),
+            "extra_dim": int(extra_dim),
+            "atom_cardinalities": None if atom_cardinalities is None else [int(c) for c in atom_cardinalities],
+            "bond_cardinalities": None if bond_cardinalities is None else [int(c) for c in bond_cardinalities],
+            "batch_norm": bool(batch_norm),
+            "activation": str(activation),
+        }
+        c = self._config
+
+        # Index-encoded features have no numeric meaning, so they are embedded before the encoder;
+        # float features go straight in (the encoders' first Linear is the embedding).
+        self.atom_encoder = (
+            InputEncoder(c["atom_dim"], c["hidden_dim"], c["atom_cardinalities"])
+            if c["atom_cardinalities"] is not None else None
+        )
+        self.bond_encoder = (
+            InputEncoder(c["bond_dim"], c["hidden_dim"], c["bond_cardinalities"])
+            if c["bond_cardinalities"] is not None else None
+        )
+        atom_in = c["hidden_dim"] if self.atom_encoder is not None else c["atom_dim"]
+        bond_in = c["hidden_dim"] if self.bond_encoder is not None else c["bond_dim"]
+
+        self.encoder: nn.Module
+        if encoder == "dmpnn":
+            self.encoder = BondMessagePassing(
+                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"], c["activation"]
+            )
+        else:
+            self.encoder = GINEEncoder(
+                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
+                batch_norm=c["batch_norm"], activation=c["activation"],
+            )
+        self.readout = Readout(c["readout"], c["hidden_dim"])
+        self.ffn = FFN(
+            c["hidden_dim"] + c["extra_dim"], c["num_tasks"], c["ffn_hidden_dim"],
+            c["ffn_layers"], c["dropout"], c["activation"],
+        )
+
+    @property
+    def config(self) -> dict[str, Any]:
+        """The constructor arguments (a fresh, JSON-serializable dict): ``PropertyModel(**config)``."""
+        return {k: (list(v) if isinstance(v, list) else v) for k, v in self._config.items()}
+
+    @property
+    def num_tasks(self) -> int:
+        return self._config["num_tasks"]
+
+    @property
+    def embed_dim(self) -> int:
+        """Width of :meth:`embed`'s output: ``hidden_dim + extra_dim``."""
+        return self._config["hidden_dim"] + self._config["extra_dim"]
+
+    def reset_parameters(self) -> None:
+        """Re-initialize every parameter (and batch-norm statistics)."""
+        # Each submodule resets its own children (InputEncoder's Xavier init must not be undone by
+        # a later nn.Embedding.reset_parameters), so only the direct parts are called here.
+        for part in (self.atom_encoder, self.bond_encoder, self.encoder, self.readout, self.ffn):
+            if part is not None:
+                part.reset_parameters()
+
+    def _inputs(self, batch: Any) -> tuple[Tensor, Tensor]:
+        x, edge_attr = batch.x, batch.edge_attr
+        if self.atom_encoder is not None:
+            x = self.atom_encoder(x)
+        elif not x.is_floating_point():
+            raise TypeError(
+                "x is integer-typed (index-encoded features); build the model with atom_cardinalities "
+                "(see featurizer_input_kwargs)"
+            )
+        if self.bond_encoder is not None:
+            edge_attr = self.bond_encoder(edge_attr)
+        elif not edge_attr.is_floating_point():
+            raise TypeError(
+                "edge_attr is integer-typed (index-encoded features); build the model with "
+                "bond_cardinalities (see featurizer_input_kwargs)"
+            )
+        return x, edge_attr
+
+    def embed(self, batch: Any) -> Tensor:
+        """The head's input: ``(B, hidden_dim + extra_dim)`` (readout, then ``batch.extra``).
+
+        Args:
+            batch: a PyG ``Batch`` (or a single ``Data``, treated as one graph) with ``x``,
+                ``edge_index``, ``edge_attr`` and, when ``extra_dim > 0``, ``extra``
+                ``(B, extra_dim)`` (store it per graph as ``(1, extra_dim)`` so batching stacks it).
+
+        Raises:
+            ValueError: ``extra`` is missing or has the wrong shape.
+        """
+        x, edge_attr = self._inputs(batch)
+        h = self.encoder(x, batch.edge_index, edge_attr)  # (N, hidden_dim)
+        index = batch.batch
+        if index is None:  # a lone Data: one graph
+            index = torch.zeros(h.shape[0], dtype=torch.long, device=h.device)
+            num_graphs = 1
+        else:
+            num_graphs = int(batch.num_graphs)
+        g = self.readout(h, index, num_graphs)  # (B, hidden_dim)
+        extra_dim = self._config["extra_dim"]
+        if extra_dim:
+            extra = getattr(batch, "extra", None)
+            if extra is None:
+                raise ValueError(
+                    f"the model was built with extra_dim={extra_dim} but the batch has no 'extra' "
+                    "attribute (molecule-level features, per graph of shape (1, extra_dim))"
+                )
+            if extra.dim() != 2 or tuple(extra.shape) != (num_graphs, extra_dim):
+                raise ValueError(
+                    f"batch.extra must have shape (num_graphs, extra_dim) = ({num_graphs}, {extra_dim}), "
+                    f"got {tuple(extra.shape)} (store it per graph as (1, extra_dim))"
+                )
+            g = torch.cat((g, extra.to(g.dtype)), dim=1)
+        return g
+
+    def forward(self, batch: Any) -> Tensor:
+        """``batch`` -> ``(B, num_tasks)`` raw outputs (no sigmoid/softmax, no unscaling)."""
+        return self.ffn(self.embed(batch))
+
+    def extra_repr(self) -> str:
+        c = self._config
+        return f"encoder={c['encoder']!r}, num_tasks={c['num_tasks']}, extra_dim={c['extra_dim']}"

@@ -1,0 +1,29 @@
+"""Neural-network layers for molecular graphs.
+
+* :class:`InputEncoder`: raw atom/bond features (index-encoded or float) -> dense vectors.
+* :class:`BondMessagePassing`: directed message passing (D-MPNN, chemprop v2).
+* :class:`GINEEncoder`: GIN with edge features (Hu et al. 2020).
+* :class:`Readout`: node embeddings -> graph embeddings (sum, mean, max, attention, norm).
+* :class:`FFN`: feed-forward prediction head.
+
+Layers take plain tensors (``x``, ``edge_index``, ``edge_attr``, ``batch``) so they can be used
+outside :mod:`molgraph.models`.
+"""
+
+from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges
+from molgraph.nn.encoders import InputEncoder
+from molgraph.nn.ffn import ACTIVATIONS, FFN, get_activation
+from molgraph.nn.gine import GINEEncoder
+from molgraph.nn.readout import READOUTS, Readout
+
+__all__ = [
+    "ACTIVATIONS",
+    "FFN",
+    "READOUTS",
+    "BondMessagePassing",
+    "GINEEncoder",
+    "InputEncoder",
+    "Readout",
+    "get_activation",
+    "reverse_edges",
+]

@@ -1,0 +1,361 @@
+"""Layers in molgraph.nn and the PropertyModel in molgraph.models."""
+
+from __future__ import annotations
+
+import csv
+import json
+from pathlib import Path
+
+import numpy as np
+import pytest
+import torch
+from rdkit import Chem
+from torch import nn
+from torch_geometric.data import Batch
+
+from molgraph.featurizers import MolGraphFeaturizer
+from molgraph.models import (
+    MODEL_PRESETS,
+    PropertyModel,
+    build_model,
+    featurizer_input_kwargs,
+)
+from molgraph.nn import (
+    FFN,
+    BondMessagePassing,
+    GINEEncoder,
+    InputEncoder,
+    Readout,
+    get_activation,
+)
+
+REPO = Path(__file__).resolve().parents[1]
+SMALL = ["CCO", "c1ccccc1", "[Na+].[Cl-]", "CC(=O)Nc1ccc(O)cc1"]
+
+
+@pytest.fixture(autouse=True)
+def _seed():
+    torch.manual_seed(0)
+
+
+@pytest.fixture(scope="module")
+def multihot() -> MolGraphFeaturizer:
+    return MolGraphFeaturizer.from_preset("multihot")
+
+
+@pytest.fixture(scope="module")
+def ogb() -> MolGraphFeaturizer:
+    return MolGraphFeaturizer.from_preset("ogb")
+
+
+def _model(featurizer: MolGraphFeaturizer, encoder: str = "dmpnn", **kw) -> PropertyModel:
+    args = {"num_tasks": 2, "encoder": encoder, "hidden_dim": 32, "ffn_hidden_dim": 16, **kw}
+    return PropertyModel(**featurizer_input_kwargs(featurizer), **args).eval()
+
+
+# --------------------------------------------------------------------------------------------
+# D-MPNN against a per-edge Python reference
+# --------------------------------------------------------------------------------------------
+def _dmpnn_reference(layer: BondMessagePassing, x: torch.Tensor, edge_index: torch.Tensor,
+                     edge_attr: torch.Tensor) -> torch.Tensor:
+    """Yang et al.'s D-MPNN written edge by edge, finding reverse edges by search (not ``e ^ 1``)."""
+    edges = [(int(u), int(v)) for u, v in edge_index.t()]
+    rev = [edges.index((v, u)) for (u, v) in edges]
+    act = torch.relu
+    a = [layer.W_i(torch.cat([x[u], edge_attr[e]])) for e, (u, _) in enumerate(edges)]
+    h = [act(ae) for ae in a]
+    for _ in range(layer.depth - 1):
+        new = []
+        for e, (u, _) in enumerate(edges):
+            m = torch.zeros(layer.hidden_dim, dtype=x.dtype)
+            for f, (_, w) in enumerate(edges):
+                if w == u and f != rev[e]:  # edges into u except the reverse of e
+                    m = m + h[f]
+            new.append(act(a[e] + layer.W_h(m)))
+        h = new
+    out = []
+    for v in range(x.shape[0]):
+        m = torch.zeros(layer.hidden_dim, dtype=x.dtype)
+        for e, (_, w) in enumerate(edges):
+            if w == v:
+                m = m + h[e]
+        out.append(act(layer.W_o(torch.cat([x[v], m]))))
+    return torch.stack(out)
+
+
+@pytest.mark.parametrize("depth", [1, 3])
+@pytest.mark.parametrize("smiles", ["CCO", "c1ccccc1", "[Na+].[Cl-]", "OC(=O)C1CC1"])
+def test_dmpnn_matches_reference(multihot, smiles, depth):
+    data = multihot(smiles)
+    layer = BondMessagePassing(multihot.atom_dim, multihot.bond_dim, hidden_dim=16, depth=depth).double()
+    x, ea = data.x.double(), data.edge_attr.double()
+    with torch.no_grad():
+        got = layer(x, data.edge_index, ea)
+        want = _dmpnn_reference(layer, x, data.edge_index, ea)
+    assert got.shape == (data.num_nodes, 16)
+    torch.testing.assert_close(got, want, rtol=0, atol=1e-12)
+
+
+def test_dmpnn_batch_matches_reference(multihot):
+    batch = Batch.from_data_list([multihot(s) for s in SMALL])
+    layer = BondMessagePassing(multihot.atom_dim, multihot.bond_dim, hidden_dim=8, depth=3).double()
+    x, ea = batch.x.double(), batch.edge_attr.double()
+    with torch.no_grad():
+        torch.testing.assert_close(
+            layer(x, batch.edge_index, ea), _dmpnn_reference(layer, x, batch.edge_index, ea),
+            rtol=0, atol=1e-12,
+        )
+
+
+def test_dmpnn_isolated_atoms_and_no_edges(multihot):
+    data = multihot("[Na+].[Cl-]")
+    assert data.edge_index.shape[1] == 0
+    layer = BondMessagePassing(multihot.atom_dim, multihot.bond_dim, hidden_dim=8)
+    with torch.no_grad():
+        out = layer(data.x, data.edge_index, data.edge_attr)
+        # no bonds: m_v = 0, so the output is act(W_o [x_v || 0])
+        want = torch.relu(layer.W_o(torch.cat([data.x, torch.zeros(2, 8)], dim=1)))
+    torch.testing.assert_close(out, want)
+
+
+def test_dmpnn_odd_edge_count_rejected(multihot):
+    data = multihot("CCO")
+    layer = BondMessagePassing(multihot.atom_dim, multihot.bond_dim, hidden_dim=8)
+    with pytest.raises(ValueError, match="reverse pairs"):
+        layer(data.x, data.edge_index[:, :3], data.edge_attr[:3])
+
+
+def test_dmpnn_matches_chemprop(multihot):
+    """Same weights, same input -> same atom embeddings as chemprop v2's BondMessagePassing."""
+    chemprop_mp = pytest.importorskip("chemprop.nn.message_passing")
+    from chemprop.data import BatchMolGraph, MolGraph
+
+    graphs = [multihot(s) for s in SMALL]
+    theirs = chemprop_mp.BondMessagePassing(multihot.atom_dim, multihot.bond_dim, d_h=24, depth=3)
+    ours = BondMessagePassing(multihot.atom_dim, multihot.bond_dim, hidden_dim=24, depth=3)
+    ours.load_state_dict({k: v for k, v in theirs.state_dict().items() if k.startswith("W_")})
+    mgs = [
+        MolGraph(g.x.numpy(), g.edge_attr.numpy(), g.edge_index.numpy(),
+                 np.arange(g.edge_index.shape[1]) ^ 1)
+        for g in graphs
+    ]
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        torch.testing.assert_close(
+            ours(batch.x, batch.edge_index, batch.edge_attr), theirs(BatchMolGraph(mgs)),
+            rtol=1e-5, atol=1e-5,
+        )
+
+
+# --------------------------------------------------------------------------------------------
+# PropertyModel: invariances and batching
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("readout", ["mean", "sum", "max", "attention"])
+def test_permutation_invariance(multihot, encoder, readout):
+    mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
+    rng = np.random.default_rng(0)
+    perm = [int(i) for i in rng.permutation(mol.GetNumAtoms())]
+    shuffled = Chem.RenumberAtoms(mol, perm)
+    a, b = multihot(mol), multihot(shuffled)
+    assert not torch.equal(a.x, b.x)  # the permutation really moved atoms
+    model = _model(multihot, encoder, readout=readout)
+    with torch.no_grad():
+        torch.testing.assert_close(model(a), model(b), rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["ogb", "multihot"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+def test_batch_equals_single(preset, encoder, request):
+    featurizer = request.getfixturevalue(preset)
+    graphs = [featurizer(s) for s in SMALL[:3]]
+    model = _model(featurizer, encoder)
+    with torch.no_grad():
+        together = model(Batch.from_data_list(graphs))
+        alone = torch.cat([model(Batch.from_data_list([g])) for g in graphs])
+        lone_data = torch.cat([model(g) for g in graphs])  # a bare Data counts as one graph
+    assert together.shape == (3, 2)
+    torch.testing.assert_close(together, alone, rtol=1e-5, atol=1e-5)
+    torch.testing.assert_close(together, lone_data, rtol=1e-5, atol=1e-5)
+
+
+@pytest.mark.parametrize("preset", ["ogb", "pyg", "multihot"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+def test_input_encodings(preset, encoder):
+    featurizer = MolGraphFeaturizer.from_preset(preset)
+    kwargs = featurizer_input_kwargs(featurizer)
+    index = preset != "multihot"
+    assert (kwargs["atom_cardinalities"] is not None) == index
+    assert (kwargs["bond_cardinalities"] is not None) == index
+    model = _model(featurizer, encoder)
+    assert (model.atom_encoder is not None) == index
+    batch = Batch.from_data_list([featurizer(s) for s in SMALL])
+    model.train()
+    out = model(batch)
+    assert out.shape == (len(SMALL), 2) and torch.isfinite(out).all()
+    out.sum().backward()  # gradients flow to every parameter used
+    assert all(p.grad is not None for p in model.parameters() if p.requires_grad)
+
+
+def test_index_input_without_cardinalities_is_an_error(ogb):
+    model = PropertyModel(num_tasks=1, atom_dim=ogb.atom_dim, bond_dim=ogb.bond_dim, hidden_dim=8)
+    with pytest.raises(TypeError, match="atom_cardinalities"):
+        model(Batch.from_data_list([ogb("CCO")]))
+
+
+def test_input_encoder():
+    enc = InputEncoder(2, 4, [3, 5])
+    x = torch.tensor([[0, 4], [2, 1]])
+    want = enc.embeddings[0].weight[x[:, 0]] + enc.embeddings[1].weight[x[:, 1]]
+    torch.testing.assert_close(enc(x), want)
+    lin = InputEncoder(3, 4)
+    assert isinstance(lin.linear, nn.Linear) and lin(torch.randn(5, 3)).shape == (5, 4)
+    with pytest.raises(ValueError):
+        InputEncoder(3, 4, [2, 2])
+
+
+# --------------------------------------------------------------------------------------------
+# Config, presets, extra features, readouts, FFN
+# --------------------------------------------------------------------------------------------
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("preset", ["ogb", "multihot"])
+def test_config_round_trip(preset, encoder, request):
+    featurizer = request.getfixturevalue(preset)
+    model = _model(featurizer, encoder, extra_dim=3, readout="attention", ffn_layers=2, dropout=0.1)
+    config = model.config
+    assert json.loads(json.dumps(config)) == config  # plain JSON types
+    assert set(config) == {
+        "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
+        "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
+        "batch_norm", "activation",
+    }
+    clone = PropertyModel(**json.loads(json.dumps(config)))
+    clone.load_state_dict(model.state_dict())
+    clone.eval()
+    graphs = [featurizer(s) for s in SMALL]
+    for g in graphs:
+        g.extra = torch.randn(1, 3)
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        assert torch.equal(model(batch), clone(batch))
+    config["hidden_dim"] = 1  # a copy: the model's config is unchanged
+    assert model.config["hidden_dim"] == 32
+
+
+def test_build_model_presets(multihot):
+    dims = featurizer_input_kwargs(multihot)
+    m = build_model("dmpnn", num_tasks=3, **dims)
+    assert isinstance(m.encoder, BondMessagePassing) and m.config["depth"] == 3
+    assert m.config["hidden_dim"] == 300 and m.config["readout"] == "mean"
+    g = build_model("gin", num_tasks=1, depth=2, **dims)
+    assert isinstance(g.encoder, GINEEncoder) and len(g.encoder.convs) == 2
+    assert MODEL_PRESETS["gin"]["depth"] == 5  # overrides do not leak into the preset
+    with pytest.raises(ValueError, match="dmpnn"):
+        build_model("nope", num_tasks=1, **dims)
+    with pytest.raises(ValueError, match="gine"):
+        PropertyModel(num_tasks=1, encoder="gcn", **dims)
+
+
+def test_extra_features(multihot):
+    model = _model(multihot, extra_dim=4)
+    graphs = [multihot(s) for s in SMALL[:3]]
+    for g in graphs:
+        g.extra = torch.randn(1, 4)
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        emb = model.embed(batch)
+        assert emb.shape == (3, 32 + 4) and model.embed_dim == 36
+        torch.testing.assert_close(emb[:, 32:], batch.extra)
+        assert model(batch).shape == (3, 2)
+        # the extra features reach the output
+        batch.extra = batch.extra + 1.0
+        assert not torch.allclose(model(batch), model.ffn(emb))
+    with pytest.raises(ValueError, match="no 'extra'"):
+        model(Batch.from_data_list([multihot(s) for s in SMALL[:3]]))
+    for g in graphs:
+        g.extra = torch.randn(1, 5)
+    with pytest.raises(ValueError, match=r"\(3, 4\)"):
+        model(Batch.from_data_list(graphs))
+
+
+def test_readout_kinds():
+    h = torch.randn(6, 4)
+    batch = torch.tensor([0, 0, 0, 1, 1, 2])
+    parts = [h[:3], h[3:5], h[5:]]
+    expect = {
+        "sum": torch.stack([p.sum(0) for p in parts]),
+        "mean": torch.stack([p.mean(0) for p in parts]),
+        "max": torch.stack([p.max(0).values for p in parts]),
+        "norm": torch.stack([p.sum(0) / 100 for p in parts]),
+    }
+    for kind, want in expect.items():
+        torch.testing.assert_close(Readout(kind)(h, batch, 3), want)
+    att = Readout("attention", 4)
+    with torch.no_grad():
+        gate = att.attention.gate_nn(h).squeeze(1)
+        want = torch.stack([
+            (torch.softmax(gate[s], 0)[:, None] * h[s]).sum(0)
+            for s in (slice(0, 3), slice(3, 5), slice(5, 6))
+        ])
+        torch.testing.assert_close(att(h, batch, 3), want)
+    # an explicit num_graphs gives trailing empty graphs a (zero) row
+    assert Readout("sum")(h, batch, 5).shape == (5, 4)
+    with pytest.raises(ValueError, match="mean"):
+        Readout("median")
+    with pytest.raises(ValueError, match="hidden_dim"):
+        Readout("attention")
+
+
+def test_ffn_layout():
+    assert [type(m) for m in FFN(5, 2, 7, num_layers=0).layers] == [nn.Linear]
+    layers = FFN(5, 2, 7, num_layers=2, dropout=0.2).layers
+    assert [type(m) for m in layers] == [nn.Dropout, nn.Linear, nn.ReLU] * 2 + [nn.Dropout, nn.Linear]
+    assert layers[1].in_features == 5 and layers[-1].out_features == 2
+    with pytest.raises(ValueError, match="relu"):
+        get_activation("swishy")
+
+
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("preset", ["ogb", "multihot"])
+def test_reset_parameters(preset, encoder, request):
+    featurizer = request.getfixturevalue(preset)
+    model = _model(featurizer, encoder, readout="attention", activation="prelu")
+    with torch.no_grad():
+        for p in model.parameters():
+            p.fill_(0.123)
+    model.reset_parameters()
+    for name, p in model.named_parameters():
+        assert not torch.all(p == 0.123), f"{name} was not reset"
+    # index embeddings keep their Xavier init (not undone by nn.Embedding's N(0, 1))
+    if model.atom_encoder is not None:
+        assert model.atom_encoder.embeddings[0].weight.abs().max() < 0.5
+
+
+# --------------------------------------------------------------------------------------------
+# A tiny overfit: the models can learn
+# --------------------------------------------------------------------------------------------
+def _esol(n: int) -> tuple[list[str], torch.Tensor]:
+    with open(REPO / "datasets" / "esol" / "delaney-processed.csv", newline="") as fh:
+        rows = list(csv.DictReader(fh))[:n]
+    smiles = [r["smiles"].strip() for r in rows]
+    y = torch.tensor([[float(r["measured log solubility in mols per litre"])] for r in rows])
+    return smiles, (y - y.mean()) / y.std()
+
+
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+def test_overfit_esol(multihot, encoder):
+    smiles, y = _esol(20)
+    batch = Batch.from_data_list([multihot(s) for s in smiles])
+    model = _model(multihot, encoder, num_tasks=1, hidden_dim=64, ffn_hidden_dim=64).train()
+    opt = torch.optim.Adam(model.parameters(), lr=3e-3)
+    losses = []
+    for _ in range(200):
+        opt.zero_grad()
+        loss = nn.functional.mse_loss(model(batch), y)
+        loss.backward()
+        opt.step()
+        losses.append(loss.item())
+        if losses[-1] < 0.1 * losses[0]:
+            break
+    assert losses[-1] < 0.1 * losses[0], f"{encoder}: {losses[0]:.3f} -> {losses[-1]:.3f}"
+
