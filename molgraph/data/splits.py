@@ -267,7 +267,7 @@ class Split:
             raise ValueError(f"not a molgraph split (format {data.get('format')!r})")
         if data.get("version", _FORMAT_VERSION) > _FORMAT_VERSION:
             raise ValueError(f"split format version {data['version']} is newer than this molgraph reads")
-        missing = [k for k in (*PARTS, "method") if k not in data]
+        missing = [k for k in PARTS if k not in data]
         if missing:
             raise ValueError(f"split is missing {', '.join(missing)}")
         for part in PARTS:
@@ -277,7 +277,7 @@ class Split:
             train=data["train"],
             val=data["val"],
             test=data["test"],
-            method=data["method"],
+            method=data.get("method", "file"),  # hand-written split files need not name one
             seed=data.get("seed"),
             sizes=tuple(data.get("sizes", DEFAULT_SIZES)),  # type: ignore[arg-type]
             info=data.get("info") or {},
@@ -720,7 +720,9 @@ def load_split_file(path: str | os.PathLike[str], n: int | None = None) -> Split
 
     Two formats, chosen by suffix:
 
-    * ``.json``: a ``splits.json`` written by :meth:`Split.save`.
+    * ``.json``: a ``splits.json`` written by :meth:`Split.save`, or any object with ``train``,
+      ``val`` and ``test`` index lists (``method`` defaults to ``"file"``), or a one-element
+      list of such objects (chemprop v2's ``--splits-file`` format).
     * anything else (``.csv``, ``.csv.gz``, ...): a CSV with a column ``split`` holding
       ``train``, ``val`` or ``test`` (case and surrounding spaces ignored; ``valid`` and
       ``validation`` mean ``val``) for every row of the dataset, in the dataset's row order.
@@ -740,7 +742,16 @@ def load_split_file(path: str | os.PathLike[str], n: int | None = None) -> Split
     if not source.is_file():
         raise FileNotFoundError(f"split file not found: {source}")
     if source.suffix.lower() == ".json":
-        split = Split.load(source)
+        data = json.loads(source.read_text(encoding="utf-8"))
+        # chemprop v2's --splits-file holds a list of splits (one per replicate): accept one
+        if isinstance(data, list):
+            if len(data) != 1:
+                raise ValueError(f"{source}: holds {len(data)} splits; give a file with exactly one")
+            data = data[0]
+        try:
+            split = Split.from_dict(data)
+        except ValueError as exc:
+            raise ValueError(f"{source}: {exc}") from None
         _check_fits(split, n, source)
         return split
     return _load_split_csv(source, n)

@@ -244,6 +244,8 @@ def _fit_member(
         warnings.filterwarnings("ignore", message=".*does not have many workers.*")
         warnings.filterwarnings("ignore", message=".*The number of training batches.*")
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
+        # validation metrics are computed on the whole val set by every rank: identical, no sync needed
+        warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
         trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with: molgraph train --resume {run_dir}")
