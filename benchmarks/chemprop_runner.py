@@ -22,6 +22,8 @@ JOB.json keys (``*`` = required)::
     batch_size 64, hidden_dim 300, depth 3, ffn_hidden_dim 300, ffn_layers 1, dropout 0.0,
     aggregation "mean" ("mean" | "sum" | "norm"), warmup_epochs 2, init_lr 1e-4, max_lr 1e-3,
     final_lr 1e-4, batch_norm false, num_workers 0, threads (optional: torch.set_num_threads),
+    extra_features_npy (optional: a .npy of scaled molecule features, one row per CSV row, given to
+    chemprop as X_d without further scaling),
     deterministic true (Trainer(deterministic=...))
 
 The model is built the way ``chemprop train`` (chemprop/cli/train.py) builds it with default
@@ -81,6 +83,7 @@ DEFAULTS: dict[str, Any] = {
     "batch_norm": False,
     "num_workers": 0,
     "threads": None,
+    "extra_features_npy": None,
     "deterministic": True,
 }
 REQUIRED = ("csv", "smiles_column", "target_columns", "task_type", "split", "seed", "epochs")
@@ -294,6 +297,13 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
     featurizer = featurizers.SimpleMoleculeMolGraphFeaturizer()  # v2 multi-hot atoms + bonds
     rejects: list[dict[str, Any]] = []
     kept: dict[str, list[int]] = {}
+    # molecule-level features given by the caller, one row per CSV row, already scaled: both
+    # libraries then see exactly the same extra inputs (chemprop's X_d, no further transform)
+    X_extra = None
+    if job["extra_features_npy"]:
+        X_extra = np.load(job["extra_features_npy"]).astype(np.float32)
+        if X_extra.ndim != 2 or X_extra.shape[0] != len(smiles_all):
+            raise JobError(f"extra_features_npy must be (n_rows={len(smiles_all)}, D), got {X_extra.shape}")
     datasets: dict[str, Any] = {}
     t0 = time.perf_counter()
     for name in SPLITS:
@@ -305,7 +315,8 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
                 reason = "empty or missing SMILES"
             else:
                 try:
-                    dp = cdata.MoleculeDatapoint.from_smi(smi, Y_all[i].copy())
+                    x_d = None if X_extra is None else X_extra[i].copy()
+                    dp = cdata.MoleculeDatapoint.from_smi(smi, Y_all[i].copy(), x_d=x_d)
                 # chemprop raises RuntimeError when RDKit returns None; anything else RDKit
                 # raises on a malformed cell is also a reject, not a crash
                 except Exception as exc:  # noqa: BLE001
@@ -384,7 +395,7 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         ffn_cls = cnn.BinaryClassificationFFN  # BCE loss, sigmoid outputs when predicting
     ffn = ffn_cls(
         n_tasks=len(job["target_columns"]),
-        input_dim=mp.output_dim,
+        input_dim=mp.output_dim + (0 if X_extra is None else X_extra.shape[1]),
         hidden_dim=job["ffn_hidden_dim"],
         n_layers=job["ffn_layers"],
         dropout=job["dropout"],

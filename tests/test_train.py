@@ -105,15 +105,18 @@ def test_nan_labels_are_masked(tmp_path):
 
 
 def test_model_file_alone_reproduces_test_predictions(tmp_path, tiny_csv):
-    res = run_training(_config(tmp_path, tiny_csv, "run", dropout=0.1))
+    # molecule-level features too: their scaler must travel in the model file
+    res = run_training(_config(tmp_path, tiny_csv, "run", dropout=0.1, molecule_featurizers=["rdkit_descriptors"]))
     preds = pd.read_csv(tmp_path / "run" / "test_predictions.csv")
     predictor = Predictor.load(tmp_path / "run")
     mean, std, kept, rejects = predictor.predict_smiles(preds["smiles"].tolist())
     assert std is None and not rejects and len(kept) == len(preds)
     np.testing.assert_allclose(mean[:, 0], preds["logS_pred"].to_numpy(), rtol=1e-5, atol=1e-5)
     payload = load_model_file(res.model_path)
-    for key in ("model_config", "featurizer", "target_scaler", "task_type", "target_names", "split", "versions"):
+    for key in ("model_config", "featurizer", "target_scaler", "task_type", "target_names", "split", "versions",
+                "molecule_features"):
         assert payload[key], key
+    assert payload["model_config"]["extra_dim"] == len(payload["molecule_features"]["names"]) > 100
     assert payload["config"]["seed"] == 0 and payload["config"]["data_seed"] == 0
 
 

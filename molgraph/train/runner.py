@@ -154,14 +154,12 @@ def _loggers(run_dir: Path, member: int) -> list[Any]:
     base = run_dir / "logs" / f"member_{member}"
     version = len(list(base.glob("version_*"))) if base.is_dir() else 0
     loggers: list[Any] = [CSVLogger(run_dir / "logs", name=f"member_{member}", version=version)]
-    try:
-        import tensorboard  # noqa: F401
+    import importlib.util
 
+    if importlib.util.find_spec("tensorboard") is not None or importlib.util.find_spec("tensorboardX") is not None:
         from lightning.pytorch.loggers import TensorBoardLogger
 
         loggers.append(TensorBoardLogger(run_dir / "logs", name=f"tensorboard_member_{member}", version=version))
-    except ImportError:
-        pass
     return loggers
 
 
