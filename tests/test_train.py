@@ -279,3 +279,14 @@ def test_config_errors_name_the_problem(tmp_path, tiny_csv, capsys):
     assert main(["train", "-i", str(tiny_csv), "-s", "smiles", "-t", "regression", "-o", str(tmp_path / "r")]) == 1
     assert "target_columns" in capsys.readouterr().err
     assert not (tmp_path / "r").exists()
+
+
+def test_failed_start_leaves_no_run_folder(tmp_path, tiny_csv, capsys):
+    run = tmp_path / "run"
+    args = ["train", "-i", str(tiny_csv), "-s", "smiles", "-t", "regression", "--epochs", "1",
+            "--accelerator", "cpu", "--no-progress", "-o", str(run)]
+    assert main([*args, "--target-columns", "logP"]) == 1  # no such column
+    assert "logP" in capsys.readouterr().err
+    assert not run.exists()  # so the corrected command can use the same folder
+    assert main([*args, "--target-columns", "logS", "--hidden-dim", "16"]) == 0
+    assert (run / "model.pt").is_file()

@@ -2,9 +2,8 @@
 
 1. Featurize every bundled dataset and split it the standard way (cards -> sha256-checked files
    -> graphs with rejects -> splits).
-2. Train a D-MPNN on ESOL with a scaffold split (``models/dmpnn_esol.toml`` settings, fewer
-   epochs unless ``--epochs``), print the test RMSE, then predict a few new molecules with the
-   saved model file alone.
+2. Train a D-MPNN on ESOL with a scaffold split (``models/dmpnn_esol.toml`` settings), print the
+   test RMSE, then predict a few new molecules with the saved model file alone.
 """
 
 from __future__ import annotations
@@ -31,7 +30,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="featurizer for the dataset summary (training uses the recipe's)")
     p.add_argument("--n-jobs", type=int, default=1)
     p.add_argument("--seed", type=int, default=0, help="seed of the random/balanced splits and of the model")
-    p.add_argument("--epochs", type=int, default=30, help="training epochs for the ESOL model (default 30)")
+    p.add_argument("--epochs", type=int, default=None, help="training epochs for the ESOL model (default: the recipe's 50)")
     p.add_argument("-o", "--output-dir", type=Path, default=None,
                    help="run folder for the ESOL model (default: a new temporary folder)")
     p.add_argument("--skip-training", action="store_true", help="only the featurize/split summary")
@@ -84,7 +83,7 @@ def _train_and_predict(args: argparse.Namespace) -> None:
     recipe = _recipe_path()
     values = load_config_file(recipe) if recipe else {"dataset": "esol", "split": "scaffold"}
     config: TrainConfig = resolve_config(
-        values, {"split": "scaffold", "epochs": args.epochs, "seed": args.seed, "output_dir": str(run_dir), "progress": False,
+        values, {"split": "scaffold", "epochs": args.epochs or values.get("epochs", 50), "seed": args.seed, "output_dir": str(run_dir), "progress": False,
                  "accelerator": "cpu"})
     print(f"training a D-MPNN on ESOL ({config.split} split, {config.epochs} epochs"
           f"{', recipe ' + str(recipe) if recipe else ''}) ...")

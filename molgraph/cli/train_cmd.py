@@ -41,7 +41,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("-t", "--task-type", choices=("regression", "classification"))
     d.add_argument("--featurizer", choices=("multihot", "ogb", "pyg"), help="atom/bond features (default: multihot)")
     d.add_argument("--molecule-featurizers", "--features-generators", dest="molecule_featurizers", nargs="+",
-                   choices=("rdkit_descriptors", "morgan", "morgan_count"), help="extra molecule-level features")
+                   choices=("rdkit_descriptors", "morgan", "morgan_count", "rdkit_2d", "morgan_binary"),
+                   help="extra molecule-level features (rdkit_2d and morgan_binary: chemprop's names)")
     d.add_argument("--n-jobs", type=int, help="featurization processes")
     sp = p.add_argument_group("split")
     sp.add_argument("--split", "--split-type", dest="split",
@@ -125,8 +126,9 @@ def run(args: argparse.Namespace) -> int:
     say = logging.getLogger("molgraph.train").info
     try:
         result = run_training(config, resume=resume is not None, say=say)
-    except (ValueError, FileNotFoundError, FileExistsError) as exc:
-        return error_exit(str(exc))
+    except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
+        # KeyError's str() adds quotes around the message
+        return error_exit(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
     except KeyboardInterrupt as exc:
         return error_exit(str(exc) or f"interrupted; continue with: molgraph train --resume {config.output_dir}", code=130)
     if result is None:  # a non-zero DDP rank: rank 0 reports

@@ -28,6 +28,8 @@ __all__ = ["TrainConfig", "load_config_file", "resolve_config", "save_config"]
 MODEL_NAMES = ("dmpnn", "gin")
 SPLITS = ("random", "scaffold", "balanced_scaffold", "stratified")
 MOLECULE_FEATURIZERS = ("rdkit_descriptors", "morgan", "morgan_count")
+# chemprop v2's names for the same featurizers
+MOLECULE_FEATURIZER_ALIASES = {"rdkit_2d": "rdkit_descriptors", "morgan_binary": "morgan"}
 
 
 @dataclass
@@ -108,6 +110,7 @@ class TrainConfig:
             raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
+        self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]
         for name in self.molecule_featurizers:
             if name not in MOLECULE_FEATURIZERS:
                 raise ValueError(f"unknown molecule featurizer {name!r}; choose from {MOLECULE_FEATURIZERS}")

@@ -16,6 +16,7 @@ import io
 import json
 import logging
 import os
+import shutil
 import time
 import warnings
 from dataclasses import dataclass
@@ -256,30 +257,8 @@ def _fit_member(
     return state, timer.seconds
 
 
-def run_training(
-    config: TrainConfig,
-    *,
-    resume: bool = False,
-    callbacks: Sequence[Callback] = (),
-    say: Callable[[str], None] | None = None,
-) -> RunResult | None:
-    """Train as ``molgraph train`` does; returns the result on global rank 0, else ``None``.
-
-    Args:
-        config: the settings (validated here).
-        resume: continue the run in ``config.output_dir`` (finished members are kept, an
-            interrupted one continues from its ``last.ckpt``).
-        callbacks: extra Lightning callbacks for every member's trainer.
-        say: where progress messages go (default: the ``molgraph.train`` logger).
-    """
-    config.validate()
-    say = say or log.info
-    run_dir = Path(config.output_dir)
-    zero = is_global_zero_process()
-    if zero and not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(f"{run_dir} exists and is not empty: choose a new -o RUN_DIR, or --resume {run_dir}")
-        run_dir.mkdir(parents=True, exist_ok=True)
+def _prepare_run(config: TrainConfig, run_dir: Path, *, zero: bool, resume: bool, say: Callable[[str], None]):
+    """Settings file, data, split, scalers, loaders and network config of a run."""
     if zero:
         save_config(config, run_dir / "config.toml")
 
@@ -313,6 +292,46 @@ def run_training(
         batch_size=config.batch_size, data_seed=config.data_seed, num_workers=config.num_workers,
     )
     model_config = model_config_for(config, data, 0 if extra is None else extra.shape[1])
+    return data, split, target_scaler, extra_scaler, batcher, dm, model_config
+
+
+def run_training(
+    config: TrainConfig,
+    *,
+    resume: bool = False,
+    callbacks: Sequence[Callback] = (),
+    say: Callable[[str], None] | None = None,
+) -> RunResult | None:
+    """Train as ``molgraph train`` does; returns the result on global rank 0, else ``None``.
+
+    Args:
+        config: the settings (validated here).
+        resume: continue the run in ``config.output_dir`` (finished members are kept, an
+            interrupted one continues from its ``last.ckpt``).
+        callbacks: extra Lightning callbacks for every member's trainer.
+        say: where progress messages go (default: the ``molgraph.train`` logger).
+    """
+    config.validate()
+    say = say or log.info
+    run_dir = Path(config.output_dir)
+    zero = is_global_zero_process()
+    created = False
+    if zero and not resume:
+        if run_dir.exists() and any(run_dir.iterdir()):
+            raise FileExistsError(f"{run_dir} exists and is not empty: choose a new -o RUN_DIR, or --resume {run_dir}")
+        created = not run_dir.exists()
+        run_dir.mkdir(parents=True, exist_ok=True)
+    try:
+        prepared = _prepare_run(config, run_dir, zero=zero, resume=resume, say=say)
+    except BaseException:
+        # nothing was trained yet: leave no half-made run folder that would block the retry
+        if created:
+            shutil.rmtree(run_dir, ignore_errors=True)
+        elif zero and not resume:
+            for name in ("config.toml", "rejects.csv", "splits.json"):
+                (run_dir / name).unlink(missing_ok=True)
+        raise
+    data, split, target_scaler, extra_scaler, batcher, dm, model_config = prepared
 
     states, epoch_seconds = [], []
     for member in range(config.ensemble_size):
