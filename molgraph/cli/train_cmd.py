@@ -1,8 +1,9 @@
 """``molgraph train``: train a property model on a CSV or a bundled dataset.
 
-Settings come from (lowest to highest priority) the defaults, ``--config FILE.toml`` (keys are
-the long option names with ``_`` for ``-``) and the command line; the resolved settings are
-written to ``RUN_DIR/config.toml``. ``molgraph train --resume RUN_DIR`` continues an interrupted
+Settings come from (lowest to highest priority) the defaults, ``--config FILE.toml`` and the
+command line; the resolved settings are written to ``RUN_DIR/config.toml``. File keys are the
+option metavars below in lower case (``--splits-file SPLIT_FILE`` -> ``split_file``), the fields of
+``molgraph.train.TrainConfig``. ``molgraph train --resume RUN_DIR`` continues an interrupted
 run from those settings alone.
 
 Batch size is per process: with ``--devices N`` (or ``--num-nodes``), the effective batch is
