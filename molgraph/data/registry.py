@@ -8,6 +8,12 @@ at the card's ``root_path``, which mirrors the layout of the project's shared da
 use; the result is remembered in memory per (path, size, mtime).
 
 The card format is documented in ``datasets/README.md``.
+
+3D sets (QM9, rMD17) have their cards under ``datasets/3d/<name>/card.toml``: the same format
+plus a ``[files]`` table (further files under the data root and their sha256), and a loader of
+their own (:data:`LOADERS_3D`). ``get_card``, ``dataset_path`` and ``verify([...])`` accept
+their names; ``list_datasets()`` keeps listing the tabular sets and ``list_3d_datasets()`` the
+3D ones.
 """
 
 from __future__ import annotations
@@ -51,6 +57,9 @@ __all__ = [
     "expected_path",
     "verify",
     "load_dataset",
+    "list_3d_datasets",
+    "dataset_file",
+    "LOADERS_3D",
 ]
 
 CARD_FILE = "card.toml"
@@ -74,8 +83,14 @@ _REQUIRED_STR = (
 _OPTIONAL_STR = ("file", "root_path", "url", "url_note", "split_note", "metric_note")
 _OPTIONAL_INT = ("size_bytes", "rdkit_parse_failures")
 _KNOWN_KEYS = frozenset(
-    _REQUIRED_STR + _OPTIONAL_STR + _OPTIONAL_INT + ("bundled", "n_rows", "target_columns", "columns", "quirks")
+    _REQUIRED_STR + _OPTIONAL_STR + _OPTIONAL_INT + ("bundled", "n_rows", "target_columns", "columns", "quirks", "files")
 )
+CARDS_3D = "3d"  # sub-folder of the card folder holding the 3D sets' cards
+# 3D sets are not tables: each has its own loader, "module:function" taking (root=, **kwargs).
+LOADERS_3D = MappingProxyType({
+    "qm9": "molgraph.data.qm9:load_qm9",
+    "rmd17": "molgraph.data.rmd17:load_rmd17",
+})
 
 
 class CardError(ValueError):
@@ -111,6 +126,8 @@ class DatasetCard:
         split_note / metric_note: where the split and metric come from, and caveats.
         columns: column name (or group of columns) -> meaning.
         quirks: format and content surprises a loader must handle.
+        files: further data-root files of a multi-file set: POSIX path under the data root ->
+            sha256 (3D sets; see :func:`dataset_file`).
         card_path: the ``card.toml`` this card was read from (not part of equality).
     """
 
@@ -138,6 +155,7 @@ class DatasetCard:
     metric_note: str = ""
     columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     quirks: tuple[str, ...] = ()
+    files: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     card_path: Path | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
@@ -202,6 +220,14 @@ class DatasetCard:
         if not isinstance(columns, dict) or not all(isinstance(v, str) for v in columns.values()):
             raise fail("'columns' must be a table of column name = \"meaning\"")
 
+        files = data.get("files", {})
+        if not isinstance(files, dict) or not all(
+            isinstance(k, str) and isinstance(v, str) and _SHA256.match(v)
+            and not k.startswith("/") and ".." not in PurePosixPath(k).parts
+            for k, v in files.items()
+        ):
+            raise fail("'files' must be a table of \"relative/path\" = \"<sha256>\"")
+
         name = data["name"]
         if name != name.lower() or not name:
             raise fail(f"'name' must be a non-empty lower-case key, got {name!r}")
@@ -250,6 +276,7 @@ class DatasetCard:
             metric_note=data.get("metric_note", "").strip(),
             columns=MappingProxyType(dict(columns)),
             quirks=tuple(q.strip() for q in quirks),
+            files=MappingProxyType(dict(files)),
             card_path=card_path,
         )
 
@@ -328,8 +355,18 @@ def list_datasets() -> list[str]:
     return sorted(_cards())
 
 
+def _cards_3d(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
+    directory = Path(bundled) if bundled is not None else bundled_dir()
+    return _cards_in((directory / CARDS_3D).resolve())
+
+
+def list_3d_datasets() -> list[str]:
+    """Names of the 3D datasets (cards under ``datasets/3d/``), sorted."""
+    return sorted(_cards_3d())
+
+
 def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> DatasetCard:
-    """The card of dataset ``name`` (case-insensitive).
+    """The card of dataset ``name`` (case-insensitive); tabular and 3D sets alike.
 
     Args:
         name: dataset name, e.g. ``"ESOL"`` or ``"hiv"``.
@@ -341,7 +378,11 @@ def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> Dat
     cards = _cards(bundled)
     key = name.strip().lower()
     if key not in cards:
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(sorted(cards)) or '(none)'}")
+        cards_3d = _cards_3d(bundled)
+        if key in cards_3d:
+            return cards_3d[key]
+        known = sorted(cards) + sorted(cards_3d)
+        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(known) or '(none)'}")
     return cards[key]
 
 
@@ -435,6 +476,39 @@ def dataset_path(
     return path
 
 
+def dataset_file(
+    name: str,
+    relpath: str,
+    root: str | os.PathLike[str] | None = None,
+    *,
+    check: bool = True,
+) -> Path:
+    """Path of one of the further files a multi-file card lists in ``[files]``, sha256-checked.
+
+    Raises:
+        KeyError: the card lists no such file.
+        FileNotFoundError: the file is not in the data root (the message says where to put it).
+        ChecksumError: its sha256 differs from the card's.
+    """
+    card = get_card(name)
+    if relpath not in card.files:
+        raise KeyError(f"dataset {card.name!r} lists no file {relpath!r}; it lists: {', '.join(card.files)}")
+    path = data_root(root) / PurePosixPath(relpath)
+    if not path.is_file():
+        raise FileNotFoundError(
+            f"file {relpath!r} of dataset {card.name!r} is not in the data root.\n"
+            f"  Put it at: {path}\n  Expected sha256: {card.files[relpath]}\n  Where it comes from: {card.source}"
+        )
+    if check:
+        actual = sha256_file_cached(path)
+        if actual != card.files[relpath]:
+            raise ChecksumError(
+                f"{path} does not match the {card.name} card: sha256 {actual}, expected {card.files[relpath]}. "
+                f"Replace it, or pass check=False to use it anyway."
+            )
+    return path
+
+
 def verify(
     names: Iterable[str] | None = None,
     root: str | os.PathLike[str] | None = None,
@@ -477,8 +551,15 @@ def load_dataset(
     """Resolve dataset ``name`` (see :func:`dataset_path`) and load it as a ``MoleculeCSVDataset``.
 
     ``kwargs`` go to :class:`~molgraph.data.csv_dataset.MoleculeCSVDataset` (``featurizer``,
-    ``n_jobs``, ``errors``, ``cache_dir``, ``force_reload``, ``progress``).
+    ``n_jobs``, ``errors``, ``cache_dir``, ``force_reload``, ``progress``). For a 3D set
+    (:data:`LOADERS_3D`) they go to its loader instead (e.g. :func:`molgraph.data.qm9.load_qm9`).
     """
+    key = name.strip().lower()
+    if key in LOADERS_3D:
+        import importlib
+
+        module, func = LOADERS_3D[key].split(":")
+        return getattr(importlib.import_module(module), func)(root=root, **kwargs)
     # Imported here: csv_dataset pulls in RDKit/torch, and the registry must stay light for the CLI.
     from molgraph.data.csv_dataset import MoleculeCSVDataset
 
