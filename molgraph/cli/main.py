@@ -20,6 +20,7 @@ _COMMAND_MODULES = (
     "molgraph.cli.predict_cmd",
     "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
+    "molgraph.cli.conformers_cmd",
 )
 
 

@@ -1,0 +1,151 @@
+"""``molgraph conformers generate|evaluate``: conformer generation to SDF, and COV/MAT evaluation.
+
+generate: CSV/TSV (``-s`` names the SMILES column), ``.smi`` or SDF in; one SDF record per
+conformer out, written atomically; molecules that fail go to ``<OUT stem>.rejects.csv`` with the
+reason, and the counts are printed.
+
+evaluate: two SDF files (generated, reference) grouped into molecules by canonical SMILES
+(default) or name; prints mean/median COV-R, MAT-R, COV-P, MAT-P and writes them, with the
+protocol and per-molecule rows, to a JSON file.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import sys
+import time
+from pathlib import Path
+from typing import Iterator
+
+
+def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
+    p = subparsers.add_parser("conformers", help="generate conformers (ETKDG + MMFF) or evaluate them (COV/MAT)",
+                              description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    sub = p.add_subparsers(dest="conformers_command", metavar="{generate,evaluate}")
+
+    g = sub.add_parser("generate", help="generate conformers for a file of molecules -> SDF")
+    g.add_argument("-i", "--input", required=True, type=Path, help="CSV/TSV(.gz), .smi or .sdf(.gz)")
+    g.add_argument("-s", "--smiles-column", default="smiles", help="SMILES column of a CSV (default: smiles)")
+    g.add_argument("-n", "--n-confs", type=int, default=10, help="conformers per molecule (default 10)")
+    g.add_argument("-o", "--output", required=True, type=Path, help="output .sdf")
+    g.add_argument("--method", default="ETKDGv3", help="ETKDGv3 (default), srETKDGv3, ETKDGv2, ETKDG, ETDG, KDG")
+    g.add_argument("--optimize", default="mmff", choices=("mmff", "uff", "none"),
+                   help="force field: mmff (UFF where MMFF lacks parameters; default), uff, none")
+    g.add_argument("--prune-rms", type=float, default=None, help="prune conformers closer than this (angstrom)")
+    g.add_argument("--seed", type=int, default=42, help="RDKit random seed (default 42)")
+    g.add_argument("--max-attempts", type=int, default=0, help="RDKit maxIterations per conformer (0: default)")
+    g.add_argument("--timeout", type=float, default=0.0, help="RDKit embedding timeout, seconds (0: none)")
+    g.add_argument("--n-jobs", type=int, default=1, help="worker processes (-1: all cores)")
+    g.add_argument("--progress", action=argparse.BooleanOptionalAction, default=None,
+                   help="progress bar (default: on a terminal only)")
+    g.set_defaults(func=run_generate)
+
+    e = sub.add_parser("evaluate", help="COV/MAT of generated conformers against reference conformers")
+    e.add_argument("--generated", required=True, type=Path, help="SDF of generated conformers")
+    e.add_argument("--reference", required=True, type=Path, help="SDF of reference conformers")
+    e.add_argument("--threshold", type=float, default=0.5,
+                   help="COV threshold in angstrom (default 0.5; 1.25 is the drug-size convention)")
+    e.add_argument("--strict", action="store_true", help="covered means rmsd < threshold (default <=)")
+    e.add_argument("--all-atoms", action="store_true", help="RMSD over all atoms (default heavy atoms)")
+    e.add_argument("--no-symmetrize", action="store_true",
+                   help="do not treat conjugated terminal O/N (carboxylate, nitro) as interchangeable")
+    e.add_argument("--key", default="smiles", help="match molecules by smiles (default), isomeric, name or prop:NAME")
+    e.add_argument("--n-jobs", type=int, default=1, help="worker processes")
+    e.add_argument("-o", "--output", type=Path, default=None,
+                   help="results JSON (default: <generated stem>.coverage.json)")
+    e.set_defaults(func=run_evaluate)
+    p.set_defaults(func=lambda args: (p.print_help(), 2)[1])
+    return p
+
+
+def _items(args: argparse.Namespace) -> Iterator:
+    from molgraph.chem import ParseOptions, read_sdf
+    from molgraph.data.table import iter_smiles_column
+
+    name = args.input.name.lower().removesuffix(".gz")
+    if name.endswith(".sdf"):
+        return (mol for _, mol, _ in read_sdf(args.input, ParseOptions(keep_hs=True)))
+    if name.endswith(".smi"):
+        from molgraph.cli.featurize_cmd import _read_smi
+
+        return _read_smi(args.input)
+    import itertools
+
+    rows = iter_smiles_column(args.input, args.smiles_column)
+    # the generator checks the header on its first step: take it now, so a wrong column fails
+    # before any output file is opened
+    first = list(itertools.islice(rows, 1))
+    return itertools.chain(first, rows)
+
+
+def run_generate(args: argparse.Namespace) -> int:
+    from molgraph.conformers import GenerationOptions, generate_batch
+    from molgraph.data.conformer_sdf import rejects_path_for, write_conformers_sdf
+
+    if args.output.suffix != ".sdf":
+        print(f"error: output must end in .sdf, got {args.output}", file=sys.stderr)
+        return 2
+    if not args.input.is_file():
+        print(f"error: input file not found: {args.input}", file=sys.stderr)
+        return 2
+    try:
+        options = GenerationOptions(
+            n_confs=args.n_confs, method=args.method, optimize=None if args.optimize == "none" else args.optimize,
+            prune_rms=args.prune_rms, seed=args.seed, max_attempts=args.max_attempts, timeout=args.timeout,
+        )
+        items = _items(args)
+    except (KeyError, ValueError, FileNotFoundError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    progress = sys.stderr.isatty() if args.progress is None else args.progress
+    start = time.perf_counter()
+    rejects = rejects_path_for(args.output)
+    counts = write_conformers_sdf(generate_batch(items, options=options, n_jobs=args.n_jobs, progress=progress),
+                                  args.output, rejects)
+    elapsed = time.perf_counter() - start
+    print(f"generated {counts.n_conformers} conformers for {counts.n_ok} of {counts.n_molecules} molecules "
+          f"in {elapsed:.1f} s -> {args.output}")
+    print(f"failed {counts.n_failed} -> {rejects}; molecules that needed a fallback: {counts.n_with_notes} "
+          f"(see the molgraph_notes SD property)")
+    return 0 if counts.n_ok else 1
+
+
+def run_evaluate(args: argparse.Namespace) -> int:
+    from molgraph.conformers import CoverageProtocol, evaluate_ensembles, summarize
+    from molgraph.conformers.ensembles import read_ensembles
+    from molgraph.data.sources import atomic_write_bytes
+
+    for path in (args.generated, args.reference):
+        if not path.is_file():
+            print(f"error: file not found: {path}", file=sys.stderr)
+            return 2
+    protocol = CoverageProtocol(threshold=args.threshold, inclusive=not args.strict, heavy_atoms=not args.all_atoms,
+                                symmetrize_conjugated_terminal=not args.no_symmetrize)
+    try:
+        gen, gen_rejects = read_ensembles(args.generated, args.key)
+        ref, ref_rejects = read_ensembles(args.reference, args.key)
+    except ValueError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    common = [k for k in ref if k in gen]
+    results = evaluate_ensembles(((k, gen[k], ref[k]) for k in common), protocol, n_jobs=args.n_jobs)
+    summary = summarize(results, protocol)
+    summary["unmatched_reference"] = [k for k in ref if k not in gen]
+    summary["unmatched_generated"] = [k for k in gen if k not in ref]
+    summary["rejected_records"] = gen_rejects + ref_rejects
+    summary["molecules"] = [r.__dict__ for r in results]
+    summary["inputs"] = {"generated": str(args.generated), "reference": str(args.reference), "key": args.key}
+    out = args.output or args.generated.with_name(args.generated.name.split(".")[0] + ".coverage.json")
+    atomic_write_bytes(out, json.dumps(summary, indent=2, default=str).encode())
+    cmp = protocol.to_dict()["comparison"]
+    print(f"{summary['n_evaluated']} molecules evaluated ({summary['n_failed']} could not be compared; "
+          f"{len(summary['unmatched_reference'])} reference / {len(summary['unmatched_generated'])} generated "
+          f"molecules unmatched; {len(summary['rejected_records'])} records rejected)")
+    print(f"threshold {protocol.threshold} A ({cmp}), {'heavy atoms' if protocol.heavy_atoms else 'all atoms'}")
+    print(f"{'':8}{'mean':>8}{'median':>8}")
+    for name in ("cov_r", "mat_r", "cov_p", "mat_p"):
+        s = summary[name]
+        print(f"{name.upper().replace('_', '-'):8}{s['mean']:8.3f}{s['median']:8.3f}")
+    print(f"-> {out}")
+    return 0 if summary["n_evaluated"] else 1
