@@ -13,7 +13,7 @@ CHEMPROP_VENV := .venv-chemprop
 CHEMPROP_STAMP := $(CHEMPROP_VENV)/.installed
 BENCH_JOBS ?= 2
 
-.PHONY: install demo test bench bench-featurize bench-property clean
+.PHONY: install demo test bench bench-featurize bench-property bench-conformers clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -46,6 +46,11 @@ bench-featurize: $(CHEMPROP_STAMP)
 # accuracy vs the issue's anchors and chemprop v2 on the same splits and seeds (about an hour on 2 cores)
 bench-property: $(STAMP) $(CHEMPROP_STAMP)
 	$(PY) benchmarks/property.py --chemprop-python $(CHEMPROP_VENV)/bin/python --jobs $(BENCH_JOBS) --threads 1
+
+# conformer generation speed vs RDKit and the ETKDG(+MMFF) baselines on QM9, GEOM-Drugs sample, rMD17
+# (about 10 minutes on 2 cores; needs the shared data folder, or MOLGRAPH_DATA pointing at a copy)
+bench-conformers: $(STAMP)
+	$(PY) benchmarks/conformers.py --parts speed qm9 geom rmd17
 
 clean:
 	rm -rf $(VENV) $(CHEMPROP_VENV) build dist *.egg-info .pytest_cache

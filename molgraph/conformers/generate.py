@@ -173,7 +173,8 @@ def _embed(mol: Chem.Mol, n: int, params, counts: dict[str, int]) -> int:
     for name, c in zip(_CAUSES, params.GetFailureCounts()):
         if c:
             counts[name] = counts.get(name, 0) + int(c)
-    return len(cids)
+    # RDKit returns [-1] (and no conformer) when the timeout hits: count real conformers only
+    return sum(1 for cid in cids if cid >= 0)
 
 
 def _keep_conformers(mol: Chem.Mol, keep: list[bool]) -> Chem.Mol:
@@ -191,6 +192,16 @@ def _optimize(mol: Chem.Mol, result: ConformerResult, options: GenerationOptions
     want = options.optimize
     if want is None:
         return
+    # MMFF typing re-perceives aromaticity on the molecule it is given (MMFF's own model), which
+    # would change the returned graph: optimize a copy and copy the coordinates back.
+    work = Chem.Mol(mol)
+    _optimize_inplace(work, result, options)
+    for conf, new in zip(mol.GetConformers(), work.GetConformers()):
+        conf.SetPositions(new.GetPositions())
+
+
+def _optimize_inplace(mol: Chem.Mol, result: ConformerResult, options: GenerationOptions) -> None:
+    want = options.optimize
     if want == "mmff":
         if rdForceFieldHelpers.MMFFHasAllMoleculeParams(mol):
             with rdBase.BlockLogs():
