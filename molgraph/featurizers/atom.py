@@ -11,7 +11,28 @@ Presets:
   formal charge, chirality, H count, hybridization one-hots with an unknown slot each, an
   aromaticity bit and mass / 100), 72 columns.
 
-Method-specific presets (e.g. the N-gram graph's) are added next to these.
+Method-specific presets:
+
+* :meth:`AtomFeaturizer.ngram` — the N-gram graph's atom vector (Liu et al., NeurIPS 2019), 39
+  columns in 8 segments, each ending in an unknown slot except the three 0/1 flags:
+
+  ======================  =========================================  =======
+  segment                 values                                     columns
+  ======================  =========================================  =======
+  element                 C, N, O, F, P, S, Cl, Br, I, other         10
+  heavy-atom degree       0-5, >= 6                                  7
+  total H count           0-5, >= 6                                  7
+  implicit valence        0-4, >= 5                                  6
+  formal charge           -2..2, other                               6
+  aromatic                0/1                                        1
+  H-bond acceptor         0/1 (RDKit ``BaseFeatures.fdef``)          1
+  H-bond donor            0/1 (RDKit ``BaseFeatures.fdef``)          1
+  ======================  =========================================  =======
+
+  The reference code spends two columns ([is 0, is 1]) on each flag (42 columns); one column
+  spans the same linear functions of the vector, since every other segment is one-hot and its
+  weights absorb the constant. Hybridization and ring membership are not in the reference's
+  vector and are left out here too.
 """
 
 from __future__ import annotations
@@ -20,6 +41,7 @@ from rdkit import Chem
 from rdkit.Chem import rdchem
 
 from molgraph.featurizers.categorical import CategoricalFeaturizer, Feature
+from molgraph.featurizers.hbond import is_hbond_acceptor, is_hbond_donor
 
 __all__ = ["AtomFeaturizer"]
 
@@ -37,6 +59,10 @@ _ATOM_GETTERS = {
     "is_aromatic": _A.GetIsAromatic,
     "is_in_ring": _A.IsInRing,
     "isotope": _A.GetIsotope,
+    # hydrogens RDKit adds implicitly (GetImplicitValence is deprecated in RDKit 2026)
+    "implicit_valence": lambda atom: atom.GetValence(Chem.ValenceType.IMPLICIT),
+    "is_hbond_acceptor": is_hbond_acceptor,
+    "is_hbond_donor": is_hbond_donor,
 }
 _ATOM_ENUMS = {"chirality": rdchem.ChiralType, "hybridization": rdchem.HybridizationType}
 _ATOM_SCALARS = {"mass": lambda atom: atom.GetMass() * 0.01}  # daltons / 100, chemprop's scale
@@ -58,7 +84,7 @@ class AtomFeaturizer(CategoricalFeaturizer):
     _ENUMS = _ATOM_ENUMS
     _SCALARS = _ATOM_SCALARS
     _ITEM = "atom"
-    _PRESETS = ("ogb", "pyg", "multihot")
+    _PRESETS = ("ogb", "pyg", "multihot", "ngram")
 
     @classmethod
     def ogb(cls) -> "AtomFeaturizer":
@@ -123,4 +149,23 @@ class AtomFeaturizer(CategoricalFeaturizer):
             encoding="onehot",
             scalars=("mass",),
             preset="multihot",
+        )
+
+    @classmethod
+    def ngram(cls) -> "AtomFeaturizer":
+        """The N-gram graph's atom vector (39 columns; see the module docstring)."""
+        return cls(
+            [
+                # C, N, O, F, P, S, Cl, Br, I (the reference's element list) + other
+                Feature("atomic_num", (6, 7, 8, 9, 15, 16, 17, 35, 53)),
+                Feature("heavy_degree", tuple(range(0, 6))),
+                Feature("num_hs", tuple(range(0, 6))),
+                Feature("implicit_valence", tuple(range(0, 5))),
+                Feature("formal_charge", (-2, -1, 0, 1, 2)),
+                Feature("is_aromatic", _BOOL, unknown_slot=False),
+                Feature("is_hbond_acceptor", _BOOL, unknown_slot=False),
+                Feature("is_hbond_donor", _BOOL, unknown_slot=False),
+            ],
+            encoding="onehot",
+            preset="ngram",
         )

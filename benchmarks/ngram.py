@@ -1,0 +1,251 @@
+"""N-gram graph benchmark: the paper's protocol, baselines in the same run, and embedding speed.
+
+Evaluations (``molgraph.models.ngram_eval``):
+
+* ``cv``: 5-fold CV, seed 123 (``KFold`` for regression, ``StratifiedKFold`` per task for
+  classification), molecules over 55 atoms dropped (100 for ClinTox and HIV) and reported,
+  ``W`` fitted inside every fold on its training molecules only, one predictor per task.
+* ``scaffold``: the balanced Bemis-Murcko scaffold split 0.8/0.1/0.1 with seeds 0, 1, 2: the
+  split ``molgraph train --split balanced_scaffold --data-seed S`` makes and
+  ``benchmarks/property.py`` uses for the graph models (same call on the same parsed
+  molecules), with no atom cap so the test rows are the graph models' test rows. (The
+  deterministic ``scaffold`` split puts a single class in BBBP's and BACE's test sets, which
+  makes ROC-AUC undefined there.) Trained on train, scored on test; val is reported, unused.
+* representations ``ngram`` (CBoW ``W``), ``ngram_random`` (untrained seeded ``W``) and ``morgan``
+  (radius 2, 1024 bits) on the same molecules; predictors ``rf``, ``hgb``, ``xgb``.
+* ``--speed``: embed all of HIV (featurize + ``X W`` + walk sums) with ``NGramGraph.embed`` and
+  ``n_jobs`` workers, next to the featurizers' graphs/s.
+
+Runs piecewise; every result is merged into ``benchmarks/results/ngram.json`` (atomically) under
+``DATASET/PROTOCOL/REPRESENTATION/PREDICTOR`` with the command, date, load and settings::
+
+    python benchmarks/ngram.py --datasets esol --predictors rf hgb
+    python benchmarks/ngram.py --datasets tox21 --predictors rf --representations ngram
+    python benchmarks/ngram.py --datasets bbbp bace --protocols scaffold
+    python benchmarks/ngram.py --speed
+"""
+
+from __future__ import annotations
+
+import argparse
+import datetime as dt
+import json
+import os
+import platform
+import sys
+import time
+from pathlib import Path
+from typing import Any, Sequence
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+
+from molgraph.data.registry import dataset_path, get_card  # noqa: E402
+from molgraph.data.sources import atomic_output  # noqa: E402
+from molgraph.data.splits import make_split  # noqa: E402
+from molgraph.data.table import read_molecule_table  # noqa: E402
+from molgraph.models.ngram import NGramGraphConfig  # noqa: E402
+from molgraph.models.ngram_eval import cross_validate, evaluate_split, prepare_molecules  # noqa: E402
+from molgraph.models.tree_predictors import xgboost_available  # noqa: E402
+
+RESULTS = ROOT / "benchmarks" / "results" / "ngram.json"
+
+# dataset -> (atom cap for CV, protocols run by default, note)
+DATASETS: dict[str, tuple[int, tuple[str, ...], str]] = {
+    "esol": (55, ("cv", "scaffold"), ""),
+    "tox21": (55, ("cv",), ""),
+    "clintox": (100, ("cv",), ""),
+    "hiv": (100, ("cv", "scaffold"), ""),
+    "muv": (55, ("cv",), "the paper reports PRC-AUC for MUV; both ROC-AUC and PRC-AUC are recorded"),
+    "qm7": (55, ("cv",), "derived copy of QM7 (SMILES + u0_atom from DeepChem's qm7.csv), see its card"),
+    "qm8": (55, ("cv",), "QM8 from SMILES with implicit hydrogens (the reference uses explicit-H SDF graphs)"),
+    "bbbp": (55, ("scaffold",), ""),
+    "bace": (55, ("scaffold",), ""),
+}
+
+
+def machine_info() -> dict[str, Any]:
+    cpu = None
+    try:
+        with open("/proc/cpuinfo", encoding="utf-8") as fh:
+            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.lower().startswith("model name")), None)
+    except OSError:
+        pass
+    from importlib import metadata
+
+    versions = {}
+    for dist in ("rdkit", "torch", "torch_geometric", "scikit-learn", "xgboost", "numpy", "molgraph-ml"):
+        try:
+            versions[dist] = metadata.version(dist)
+        except metadata.PackageNotFoundError:
+            versions[dist] = None
+    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_model": cpu,
+            "cpu_count": os.cpu_count(), "sched_affinity_count": len(os.sched_getaffinity(0)), "versions": versions}
+
+
+def load_results(path: Path) -> dict[str, Any]:
+    if path.is_file():
+        return json.loads(path.read_text())
+    return {"benchmark": "ngram", "runs": {}, "speed": {}}
+
+
+def save_results(path: Path, payload: dict[str, Any]) -> None:
+    payload["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+    with atomic_output(path, "w", encoding="utf-8") as fh:
+        json.dump(payload, fh, indent=1, sort_keys=True, allow_nan=True)
+        fh.write("\n")
+
+
+def _run_meta(args: argparse.Namespace) -> dict[str, Any]:
+    return {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
+            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
+            "loadavg_at_start": list(os.getloadavg()), "machine": machine_info()}
+
+
+def predictor_params(name: str, task_type: str, args: argparse.Namespace) -> dict[str, Any]:
+    if name == "rf" and task_type == "classification" and args.rf_trees_classification:
+        return {"n_estimators": args.rf_trees_classification}
+    return {}
+
+
+def run_dataset(name: str, args: argparse.Namespace, payload: dict[str, Any], out: Path) -> None:
+    card = get_card(name)
+    cap, default_protocols, note = DATASETS[name]
+    protocols = args.protocols or default_protocols
+    table = read_molecule_table(dataset_path(name), card.smiles_column, list(card.target_columns))
+    config = NGramGraphConfig(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps)
+    for protocol in protocols:
+        data = prepare_molecules(table.smiles, table.targets, max_atoms=cap if protocol == "cv" else None,
+                                 n_jobs=args.n_jobs)
+        for rep in args.representations:
+            for pred in args.predictors:
+                if rep == "morgan" and pred not in args.morgan_predictors:
+                    continue
+                key = f"{name}/{protocol}/{rep}/{pred}"
+                meta = _run_meta(args)
+                start = time.perf_counter()
+                params = predictor_params(pred, card.task_type, args)
+                if protocol == "cv":
+                    res = cross_validate(data, card.task_type, representation=rep, predictor=pred, folds=args.folds,
+                                         seed=args.seed, task_names=list(card.target_columns), ngram_config=config,
+                                         predictor_params=params, n_jobs=args.n_jobs)
+                else:
+                    res = scaffold_runs(data, card.task_type, rep, pred, list(card.target_columns), config, params,
+                                        args)
+                res.pop("rejected_rows", None)
+                res.update(meta, dataset=name, atom_cap=cap if protocol == "cv" else None, note=note,
+                           wall_seconds=round(time.perf_counter() - start, 1),
+                           loadavg_at_end=list(os.getloadavg()))
+                payload["runs"][key] = res
+                save_results(out, payload)
+                summary = res["mean"]
+                print(f"{key}: {json.dumps({k: round(v, 4) for k, v in summary.items()})} "
+                      f"({res['wall_seconds']} s, load {meta['loadavg_at_start'][0]:.1f})", flush=True)
+
+
+def scaffold_runs(data: Any, task_type: str, rep: str, pred: str, names: list[str], config: NGramGraphConfig,
+                  params: dict[str, Any], args: argparse.Namespace) -> dict[str, Any]:
+    """``evaluate_split`` on the balanced scaffold split of every seed; ``mean``/``std`` over seeds
+    of the test metrics (mean over tasks)."""
+    from molgraph.data.splits import Split
+
+    runs = []
+    for seed in args.scaffold_seeds:
+        # split the parsed molecules as the trainer does (positions), then hand over input rows
+        pos = make_split("balanced_scaffold", smiles=data.smiles, sizes=(0.8, 0.1, 0.1), seed=seed)
+        rows = Split(data.rows[pos.train], data.rows[pos.val], data.rows[pos.test], pos.method, pos.seed, pos.sizes)
+        res = evaluate_split(data, task_type, rows, representation=rep, predictor=pred, seed=seed, task_names=names,
+                             ngram_config=config, predictor_params=params, n_jobs=args.n_jobs)
+        res.pop("rejected_rows", None)
+        runs.append(res)
+    keys = list(runs[0]["test"]["mean"])
+    return {"protocol": "balanced_scaffold split 0.8/0.1/0.1, seeds " + " ".join(map(str, args.scaffold_seeds)),
+            "representation": rep, "predictor": runs[0]["predictor"], "seeds": list(args.scaffold_seeds),
+            "mean": {k: float(np.mean([r["test"]["mean"][k] for r in runs])) for k in keys},
+            "std": {k: float(np.std([r["test"]["mean"][k] for r in runs])) for k in keys},
+            "val_mean": {k: float(np.mean([r["val"]["mean"][k] for r in runs])) for k in keys},
+            "n_input": runs[0]["n_input"], "n_used": runs[0]["n_used"], "per_seed": runs}
+
+
+def run_speed(args: argparse.Namespace, payload: dict[str, Any], out: Path) -> None:
+    """Embed every HIV molecule; W fitted beforehand on 2000 HIV molecules (not timed)."""
+    from molgraph.featurizers import MolGraphFeaturizer, iter_featurize
+    from molgraph.models.ngram import NGramGraph, ngram_graph_featurizer
+
+    card = get_card("hiv")
+    smiles = read_molecule_table(dataset_path("hiv"), card.smiles_column).smiles
+    meta = _run_meta(args)
+    est = NGramGraph(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed)
+    t0 = time.perf_counter()
+    est.fit(smiles[:2000], errors="skip")
+    fit_s = time.perf_counter() - t0
+    rates = {}
+    for label, fz in (("ngram_featurizer", ngram_graph_featurizer()), ("ogb_featurizer", MolGraphFeaturizer.ogb())):
+        t0 = time.perf_counter()
+        n = sum(1 for _ in iter_featurize(smiles, fz, n_jobs=args.n_jobs, errors="skip"))
+        rates[label] = n / (time.perf_counter() - t0)
+    t0 = time.perf_counter()
+    emb = est.embed(smiles, n_jobs=args.n_jobs, errors="skip")
+    embed_s = time.perf_counter() - t0
+    payload["speed"] = {
+        **meta, "dataset": "hiv", "n_molecules": len(smiles), "n_embedded": int(len(emb.indices)),
+        "n_rejected": len(emb.rejects), "n_jobs": args.n_jobs, "embed_seconds": round(embed_s, 2),
+        "embeddings_per_s": round(len(emb.indices) / embed_s, 1),
+        "featurizer_graphs_per_s": {k: round(v, 1) for k, v in rates.items()},
+        "target_seconds": 60.0, "meets_target": embed_s < 60.0,
+        "fit_seconds_2000_molecules": round(fit_s, 2), "fit_info": est.fit_info,
+        "what": "NGramGraph.embed(all HIV SMILES): parse + ngram featurizer (n_jobs workers) + X W + walk sums",
+        "loadavg_at_end": list(os.getloadavg()),
+    }
+    save_results(out, payload)
+    print(f"HIV speed: {len(emb.indices)} embedded in {embed_s:.1f} s ({len(emb.indices) / embed_s:.0f}/s); "
+          f"featurizers {payload['speed']['featurizer_graphs_per_s']} graphs/s", flush=True)
+
+
+def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--datasets", nargs="*", default=[], choices=sorted(DATASETS),
+                    help="datasets to run (default: none unless --all)")
+    ap.add_argument("--all", action="store_true", help="every dataset in DATASETS")
+    ap.add_argument("--protocols", nargs="+", choices=("cv", "scaffold"), default=None,
+                    help="default: each dataset's own (cv for most; scaffold for bbbp/bace; both for esol/hiv)")
+    ap.add_argument("--representations", nargs="+", default=["ngram", "ngram_random", "morgan"],
+                    choices=("ngram", "ngram_random", "morgan"))
+    default_preds = ["rf", "xgb" if xgboost_available() else "hgb"]
+    ap.add_argument("--predictors", nargs="+", default=default_preds, choices=("rf", "hgb", "xgb"))
+    ap.add_argument("--morgan-predictors", nargs="+", default=["rf", "hgb", "xgb"], choices=("rf", "hgb", "xgb"),
+                    help="which predictors also run on the Morgan baseline (default: all requested)")
+    ap.add_argument("--folds", type=int, default=5)
+    ap.add_argument("--scaffold-seeds", type=int, nargs="+", default=[0, 1, 2],
+                    help="balanced-scaffold split seeds (default 0 1 2, as benchmarks/property.py)")
+    ap.add_argument("--seed", type=int, default=123)
+    ap.add_argument("--epochs", type=int, default=100, help="CBoW epochs (reference: 100)")
+    ap.add_argument("--batch-size", type=int, default=128, help="CBoW batch (reference: 128)")
+    ap.add_argument("--max-steps", type=int, default=None, help="cap on CBoW optimizer steps per fit")
+    ap.add_argument("--rf-trees-classification", type=int, default=None,
+                    help="random-forest trees for classification (default 500; the reference mostly uses 4000)")
+    ap.add_argument("--n-jobs", type=int, default=1, help="predictor threads / featurizer workers")
+    ap.add_argument("--speed", action="store_true", help="HIV embedding speed test")
+    ap.add_argument("--out", type=Path, default=RESULTS)
+    args = ap.parse_args(argv)
+    if args.all:
+        args.datasets = sorted(DATASETS)
+    if not args.datasets and not args.speed:
+        ap.error("nothing to do: give --datasets NAME..., --all or --speed")
+    return args
+
+
+def main(argv: Sequence[str] | None = None) -> int:
+    args = parse_args(argv)
+    payload = load_results(args.out)
+    for name in args.datasets:
+        run_dataset(name, args, payload, args.out)
+    if args.speed:
+        run_speed(args, payload, args.out)
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
