@@ -278,3 +278,13 @@ def test_mol_from_geometry_recovers_a_shuffled_geometry(aspirin):
     z = np.array([a.GetAtomicNum() for a in chiral.GetAtoms()])
     back = mol_from_geometry("CC(N)C(=O)O", z, chiral.GetConformer().GetPositions())
     assert Chem.MolToSmiles(Chem.RemoveHs(back)) == Chem.MolToSmiles(Chem.MolFromSmiles("C[C@H](N)C(=O)O"))
+
+
+def test_mmff_does_not_change_the_returned_graph():
+    # MMFF's aromaticity model differs from RDKit's; the optimizer works on a copy
+    smiles = "C/N=c1/nc(O)cco1"
+    res = generate_conformers(smiles, 2, seed=1, optimize="mmff")
+    assert res.force_field == "MMFF94"
+    assert Chem.MolToSmiles(Chem.RemoveHs(res.mol)) == Chem.MolToSmiles(Chem.MolFromSmiles(smiles))
+    plain = generate_conformers(smiles, 2, seed=1, optimize=None)
+    assert not np.allclose(conformer_coords(plain.mol), conformer_coords(res.mol))  # coordinates were optimized

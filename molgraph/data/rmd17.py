@@ -18,11 +18,11 @@ from molgraph.data.registry import dataset_file
 
 __all__ = ["RMD17_MOLECULES", "RMD17_SMILES", "KCAL_PER_MOL_TO_EV", "RMD17Dataset", "load_rmd17"]
 
-# the molecules in this copy -> SMILES (heavy-atom graph; malonaldehyde as its H-bonded enol)
+# the molecules in this copy -> SMILES (malonaldehyde: the frames fit the dialdehyde, not the enol)
 RMD17_SMILES = {
     "aspirin": "CC(=O)Oc1ccccc1C(=O)O",
     "ethanol": "CCO",
-    "malonaldehyde": "O=CC=CO",
+    "malonaldehyde": "O=CCC=O",
     "uracil": "O=c1cc[nH]c(=O)[nH]1",
 }
 RMD17_MOLECULES = tuple(RMD17_SMILES)
