@@ -92,10 +92,22 @@ def load_results(path: Path) -> dict[str, Any]:
 
 
 def save_results(path: Path, payload: dict[str, Any]) -> None:
-    payload["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-    with atomic_output(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=1, sort_keys=True, allow_nan=True)
-        fh.write("\n")
+    """Merge ``payload`` into the file on disk (under a lock) and write it atomically, so runs
+    of several benchmark processes at once all end up in it."""
+    import fcntl
+
+    path.parent.mkdir(parents=True, exist_ok=True)
+    with open(path.with_name(path.name + ".lock"), "w") as lock:
+        fcntl.flock(lock, fcntl.LOCK_EX)
+        merged = load_results(path)
+        merged["runs"].update(payload.get("runs", {}))
+        if payload.get("speed"):
+            merged["speed"] = payload["speed"]
+        merged["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
+        with atomic_output(path, "w", encoding="utf-8") as fh:
+            json.dump(merged, fh, indent=1, sort_keys=True, allow_nan=True)
+            fh.write("\n")
+    payload.update(merged)
 
 
 def _run_meta(args: argparse.Namespace) -> dict[str, Any]:
@@ -229,10 +241,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n-jobs", type=int, default=1, help="predictor threads / featurizer workers")
     ap.add_argument("--speed", action="store_true", help="HIV embedding speed test")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--merge", type=Path, nargs="+", default=[], help="fold these result files into --out")
     args = ap.parse_args(argv)
     if args.all:
         args.datasets = sorted(DATASETS)
-    if not args.datasets and not args.speed:
+    if not args.datasets and not args.speed and not args.merge:
         ap.error("nothing to do: give --datasets NAME..., --all or --speed")
     return args
 
@@ -240,6 +253,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     payload = load_results(args.out)
+    for other in args.merge:
+        save_results(args.out, load_results(other))
     for name in args.datasets:
         run_dataset(name, args, payload, args.out)
     if args.speed:
