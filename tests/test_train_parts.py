@@ -55,8 +55,14 @@ def test_noam_and_cosine_schedules_exact():
     assert cos(55) == pytest.approx((1e-5 + 0.5 * (1e-3 - 1e-5)) / 1e-3)
     assert cos(100) == pytest.approx(1e-2)
     assert lr_multiplier("constant", **kw)(77) == 1.0
-    with pytest.raises(ValueError, match="unknown lr schedule 'linear'"):
-        lr_multiplier("linear", **kw)
+    lin = lr_multiplier("linear", **{**kw, "final_lr": 0.0})
+    assert lin(10) == pytest.approx(1.0)
+    assert lin(55) == pytest.approx(0.5)
+    assert lin(100) == pytest.approx(0.0)
+    with pytest.raises(ValueError, match="unknown lr schedule 'step'"):
+        lr_multiplier("step", **kw)
+    with pytest.raises(ValueError, match="needs final_lr > 0"):
+        lr_multiplier("noam", **{**kw, "final_lr": 0.0})
 
 
 def test_optimizer_registry():

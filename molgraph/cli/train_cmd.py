@@ -58,6 +58,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--dropout", type=float)
     m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "norm", "max", "attention"),
                    help="molecule readout (norm: sum / 100, chemprop's default)")
+    m.add_argument("--norm", choices=("graph", "batch", "layer", "instance", "none"),
+                   help="gin's normalization after each linear map (graph: GraphNorm, Cai et al. 2021; default batch)")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")
@@ -67,7 +69,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     o.add_argument("-b", "--batch-size", type=int, help="molecules per batch per process (default 64)")
     o.add_argument("--optimizer", help="adam | adamw | sgd (default adam)")
     o.add_argument("--weight-decay", type=float)
-    o.add_argument("--schedule", choices=("noam", "cosine", "constant"), help="LR schedule (default noam)")
+    o.add_argument("--schedule", choices=("noam", "cosine", "linear", "constant"), help="LR schedule (default noam)")
     o.add_argument("--warmup-epochs", type=float)
     o.add_argument("--init-lr", type=float)
     o.add_argument("--max-lr", type=float)

@@ -60,6 +60,8 @@ __all__ = [
     "list_3d_datasets",
     "dataset_file",
     "LOADERS_3D",
+    "LOADERS_GRAPHS",
+    "list_graph_datasets",
 ]
 
 CARD_FILE = "card.toml"
@@ -75,21 +77,27 @@ _REQUIRED_STR = (
     "citation",
     "license",
     "sha256",
-    "smiles_column",
     "task_type",
     "split",
     "metric",
 )
-_OPTIONAL_STR = ("file", "root_path", "url", "url_note", "split_note", "metric_note")
+_OPTIONAL_STR = ("file", "root_path", "url", "url_note", "split_note", "metric_note", "smiles_column", "kind")
+KINDS = ("molecules", "graphs")  # graphs: not molecules (TU sets); no SMILES column
 _OPTIONAL_INT = ("size_bytes", "rdkit_parse_failures")
 _KNOWN_KEYS = frozenset(
     _REQUIRED_STR + _OPTIONAL_STR + _OPTIONAL_INT + ("bundled", "n_rows", "target_columns", "columns", "quirks", "files")
 )
 CARDS_3D = "3d"  # sub-folder of the card folder holding the 3D sets' cards
+CARDS_GRAPHS = "graphs"  # sub-folder holding the graph (non-molecule) sets' cards, e.g. TU
 # 3D sets are not tables: each has its own loader, "module:function" taking (root=, **kwargs).
 LOADERS_3D = MappingProxyType({
     "qm9": "molgraph.data.qm9:load_qm9",
     "rmd17": "molgraph.data.rmd17:load_rmd17",
+})
+# graph sets (cards under datasets/graphs/): "module:function" taking (name, root=, **kwargs)
+LOADERS_GRAPHS = MappingProxyType({
+    name: "molgraph.data.tu:load_tu"
+    for name in ("mutag", "ptc_mr", "proteins", "nci1", "imdb_binary", "imdb_multi")
 })
 
 
@@ -126,8 +134,9 @@ class DatasetCard:
         split_note / metric_note: where the split and metric come from, and caveats.
         columns: column name (or group of columns) -> meaning.
         quirks: format and content surprises a loader must handle.
-        files: further data-root files of a multi-file set: POSIX path under the data root ->
-            sha256 (3D sets; see :func:`dataset_file`).
+        files: further files of a multi-file set: POSIX path (under the data root, or next to
+            the card for bundled sets) -> sha256 (3D and graph sets; see :func:`dataset_file`).
+        kind: ``"molecules"`` (default) or ``"graphs"`` (e.g. TU sets: no SMILES column).
         card_path: the ``card.toml`` this card was read from (not part of equality).
     """
 
@@ -156,6 +165,7 @@ class DatasetCard:
     columns: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
     quirks: tuple[str, ...] = ()
     files: Mapping[str, str] = field(default_factory=lambda: MappingProxyType({}), hash=False)
+    kind: str = "molecules"
     card_path: Path | None = field(default=None, compare=False, hash=False, repr=False)
 
     @property
@@ -196,6 +206,9 @@ class DatasetCard:
         if unknown:
             raise fail(f"unknown key(s) {unknown}; known keys: {sorted(_KNOWN_KEYS)}")
         missing = [k for k in (*_REQUIRED_STR, "bundled", "n_rows", "target_columns") if k not in data]
+        kind = data.get("kind", "molecules")
+        if kind == "molecules" and "smiles_column" not in data:
+            missing.append("smiles_column")
         if missing:
             raise fail(f"missing required key(s) {missing}")
 
@@ -228,6 +241,8 @@ class DatasetCard:
         ):
             raise fail("'files' must be a table of \"relative/path\" = \"<sha256>\"")
 
+        if kind not in KINDS:
+            raise fail(f"'kind' must be one of {KINDS}, got {kind!r}")
         name = data["name"]
         if name != name.lower() or not name:
             raise fail(f"'name' must be a non-empty lower-case key, got {name!r}")
@@ -261,7 +276,7 @@ class DatasetCard:
             bundled=data["bundled"],
             sha256=sha,
             n_rows=data["n_rows"],
-            smiles_column=data["smiles_column"],
+            smiles_column=data.get("smiles_column", ""),
             target_columns=tuple(targets),
             task_type=data["task_type"],
             split=data["split"],
@@ -277,6 +292,7 @@ class DatasetCard:
             columns=MappingProxyType(dict(columns)),
             quirks=tuple(q.strip() for q in quirks),
             files=MappingProxyType(dict(files)),
+            kind=kind,
             card_path=card_path,
         )
 
@@ -365,6 +381,16 @@ def list_3d_datasets() -> list[str]:
     return sorted(_cards_3d())
 
 
+def _cards_graphs(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
+    directory = Path(bundled) if bundled is not None else bundled_dir()
+    return _cards_in((directory / CARDS_GRAPHS).resolve())
+
+
+def list_graph_datasets() -> list[str]:
+    """Names of the graph (non-molecule) datasets (cards under ``datasets/graphs/``), sorted."""
+    return sorted(_cards_graphs())
+
+
 def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> DatasetCard:
     """The card of dataset ``name`` (case-insensitive); tabular and 3D sets alike.
 
@@ -381,7 +407,10 @@ def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> Dat
         cards_3d = _cards_3d(bundled)
         if key in cards_3d:
             return cards_3d[key]
-        known = sorted(cards) + sorted(cards_3d)
+        cards_graphs = _cards_graphs(bundled)
+        if key in cards_graphs:
+            return cards_graphs[key]
+        known = sorted(cards) + sorted(cards_3d) + sorted(cards_graphs)
         raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(known) or '(none)'}")
     return cards[key]
 
@@ -493,7 +522,13 @@ def dataset_file(
     card = get_card(name)
     if relpath not in card.files:
         raise KeyError(f"dataset {card.name!r} lists no file {relpath!r}; it lists: {', '.join(card.files)}")
-    path = data_root(root) / PurePosixPath(relpath)
+    if card.bundled:
+        assert card.card_path is not None, "bundled cards are always read from a card.toml"
+        path = card.card_path.parent / PurePosixPath(relpath)
+        if not path.is_file():
+            raise FileNotFoundError(_missing_message(card, path, root))
+    else:
+        path = data_root(root) / PurePosixPath(relpath)
     if not path.is_file():
         raise FileNotFoundError(
             f"file {relpath!r} of dataset {card.name!r} is not in the data root.\n"
@@ -560,6 +595,11 @@ def load_dataset(
 
         module, func = LOADERS_3D[key].split(":")
         return getattr(importlib.import_module(module), func)(root=root, **kwargs)
+    if key in LOADERS_GRAPHS:
+        import importlib
+
+        module, func = LOADERS_GRAPHS[key].split(":")
+        return getattr(importlib.import_module(module), func)(key, root=root, **kwargs)
     # Imported here: csv_dataset pulls in RDKit/torch, and the registry must stay light for the CLI.
     from molgraph.data.csv_dataset import MoleculeCSVDataset
 

@@ -66,7 +66,9 @@ class PropertyModel(nn.Module):
         extra_dim: width of molecule-level features in ``batch.extra`` (0: none).
         atom_cardinalities, bond_cardinalities: per-column vocabulary sizes when ``x`` /
             ``edge_attr`` are index-encoded (int64); ``None`` for float input.
-        batch_norm: batch normalization in GINE (ignored by D-MPNN).
+        batch_norm: batch normalization in GINE when ``norm`` is ``None`` (ignored by D-MPNN).
+        norm: GINE's normalization, ``"graph" | "batch" | "layer" | "instance" | "none"``
+            (:mod:`molgraph.nn.norm`; ``None``: from ``batch_norm``; ignored by D-MPNN).
         activation: activation name everywhere.
     """
 
@@ -88,6 +90,7 @@ class PropertyModel(nn.Module):
         bond_cardinalities: list[int] | None = None,
         batch_norm: bool = True,
         activation: str = "relu",
+        norm: str | None = None,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -113,6 +116,7 @@ class PropertyModel(nn.Module):
             "bond_cardinalities": None if bond_cardinalities is None else [int(c) for c in bond_cardinalities],
             "batch_norm": bool(batch_norm),
             "activation": str(activation),
+            "norm": None if norm is None else str(norm),
         }
         c = self._config
 
@@ -137,7 +141,7 @@ class PropertyModel(nn.Module):
         else:
             self.encoder = GINEEncoder(
                 atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
-                batch_norm=c["batch_norm"], activation=c["activation"],
+                batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"],
             )
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(
@@ -197,13 +201,16 @@ class PropertyModel(nn.Module):
             ValueError: ``extra`` is missing or has the wrong shape.
         """
         x, edge_attr = self._inputs(batch)
-        h = self.encoder(x, batch.edge_index, edge_attr)  # (N, hidden_dim)
         index = batch.batch
         if index is None:  # a lone Data: one graph
-            index = torch.zeros(h.shape[0], dtype=torch.long, device=h.device)
+            index = torch.zeros(x.shape[0], dtype=torch.long, device=x.device)
             num_graphs = 1
         else:
             num_graphs = int(batch.num_graphs)
+        if isinstance(self.encoder, GINEEncoder):  # its per-graph norms need the batch vector
+            h = self.encoder(x, batch.edge_index, edge_attr, index, num_graphs)  # (N, hidden_dim)
+        else:
+            h = self.encoder(x, batch.edge_index, edge_attr)
         g = self.readout(h, index, num_graphs)  # (B, hidden_dim)
         extra_dim = self._config["extra_dim"]
         if extra_dim:

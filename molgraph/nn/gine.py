@@ -11,6 +11,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import GINEConv
 
 from molgraph.nn.ffn import get_activation
+from molgraph.nn.norm import NORMS, make_norm
 
 __all__ = ["GINEEncoder"]
 
@@ -20,11 +21,13 @@ class GINEEncoder(nn.Module):
 
     ``Linear(atom_dim, hidden_dim)``, then per layer::
 
-        h = GINEConv(MLP)(h, edge_index, edge_attr)     MLP = Linear(d, 2d)-BN-act-Linear(2d, d)
-        h = dropout(act(BN(h)))                           (+ h_in if residual)
+        a = (1 + eps) h + sum_{u -> v} relu(h_u + lin(e_uv))     (GINEConv's aggregation)
+        h = Linear(2d, d)(act(Norm(Linear(d, 2d)(a))))         the GIN MLP, twice as wide inside
+        h = dropout(act(Norm(h)))                               (+ h_in if residual)
 
-    The MLP is twice as wide inside, as in Hu et al.; ``GINEConv(edge_dim=bond_dim)`` projects the
-    bond features to ``hidden_dim`` itself, so bonds need no separate encoder.
+    ``Norm`` is chosen by ``norm`` (:mod:`molgraph.nn.norm`): after each linear map and before
+    the activation, the placement of Hu et al. (batch norm) and of Cai et al. 2021 (GraphNorm).
+    ``GINEConv(edge_dim=bond_dim)`` projects the bond features itself, so bonds need no encoder.
 
     Args:
         atom_dim: atom feature width (float input).
@@ -32,7 +35,8 @@ class GINEEncoder(nn.Module):
         hidden_dim: embedding width.
         depth: number of GINE layers (>= 1).
         dropout: dropout probability after each layer.
-        batch_norm: batch normalization after each layer and inside each MLP (off: identity).
+        batch_norm: used when ``norm`` is ``None``: ``True`` means ``"batch"``, ``False`` ``"none"``.
+        norm: ``"graph" | "batch" | "layer" | "instance" | "none"`` (see :mod:`molgraph.nn.norm`).
         activation: activation name (see :func:`molgraph.nn.ffn.get_activation`).
         train_eps: learn GIN's ``eps`` (initialized at 0).
         residual: add each layer's input to its output (off in Hu et al.).
@@ -49,31 +53,34 @@ class GINEEncoder(nn.Module):
         activation: str = "relu",
         train_eps: bool = True,
         residual: bool = False,
+        norm: str | None = None,
     ):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
+        if norm is None:
+            norm = "batch" if batch_norm else "none"
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
+        self.norm = norm
         self.atom_dim = int(atom_dim)
         self.bond_dim = int(bond_dim)
         self.hidden_dim = int(hidden_dim)
         self.depth = int(depth)
         self.residual = bool(residual)
 
-        def norm(width: int) -> nn.Module:
-            return nn.BatchNorm1d(width) if batch_norm else nn.Identity()
-
         self.input = nn.Linear(self.atom_dim, self.hidden_dim)
-        self.convs = nn.ModuleList()
+        self.convs = nn.ModuleList()  # GINEConv with nn = the MLP's first Linear (d -> 2d)
+        self.inner_norms = nn.ModuleList()
+        self.outs = nn.ModuleList()  # the MLP's second Linear (2d -> d)
         self.norms = nn.ModuleList()
         for _ in range(self.depth):
-            mlp = nn.Sequential(
-                nn.Linear(self.hidden_dim, 2 * self.hidden_dim),
-                norm(2 * self.hidden_dim),
-                get_activation(activation),
-                nn.Linear(2 * self.hidden_dim, self.hidden_dim),
-            )
-            self.convs.append(GINEConv(mlp, train_eps=train_eps, edge_dim=self.bond_dim))
-            self.norms.append(norm(self.hidden_dim))
+            # the MLP is split at its norm, which needs the batch vector that GINEConv cannot pass
+            first = nn.Linear(self.hidden_dim, 2 * self.hidden_dim)
+            self.convs.append(GINEConv(first, train_eps=train_eps, edge_dim=self.bond_dim))
+            self.inner_norms.append(make_norm(norm, 2 * self.hidden_dim))
+            self.outs.append(nn.Linear(2 * self.hidden_dim, self.hidden_dim))
+            self.norms.append(make_norm(norm, self.hidden_dim))
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout)
 
@@ -83,32 +90,39 @@ class GINEEncoder(nn.Module):
 
     def reset_parameters(self) -> None:
         self.input.reset_parameters()
-        for conv, norm in zip(self.convs, self.norms):
-            conv.reset_parameters()  # its MLP (incl. batch norm), edge projection and eps
-            if hasattr(norm, "reset_parameters"):
-                norm.reset_parameters()
+        for conv, inner, out, norm in zip(self.convs, self.inner_norms, self.outs, self.norms):
+            conv.reset_parameters()  # its first Linear, edge projection and eps
+            inner.reset_parameters()
+            out.reset_parameters()
+            norm.reset_parameters()
         if hasattr(self.act, "reset_parameters"):  # PReLU
             self.act.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+    def forward(
+        self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None,
+        batch_size: int | None = None,
+    ) -> Tensor:
         """Atom embeddings.
 
         Args:
             x: ``(N, atom_dim)`` float atom features.
             edge_index: ``(2, E)`` int64.
             edge_attr: ``(E, bond_dim)`` float bond features.
+            batch: ``(N,)`` graph index per atom (needed by the per-graph norms; ``None``: one graph).
+            batch_size: number of graphs (saves the per-graph norms a host sync).
 
         Returns:
             ``(N, hidden_dim)``.
         """
         h = self.input(x)
-        for conv, norm in zip(self.convs, self.norms):
-            out = self.dropout(self.act(norm(conv(h, edge_index, edge_attr))))
+        for conv, inner, lin, norm in zip(self.convs, self.inner_norms, self.outs, self.norms):
+            a = self.act(inner(conv(h, edge_index, edge_attr), batch, batch_size))
+            out = self.dropout(self.act(norm(lin(a), batch, batch_size)))
             h = out + h if self.residual else out
         return h
 
     def extra_repr(self) -> str:
         return (
             f"atom_dim={self.atom_dim}, bond_dim={self.bond_dim}, hidden_dim={self.hidden_dim}, "
-            f"depth={self.depth}, residual={self.residual}"
+            f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}"
         )

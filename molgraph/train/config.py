@@ -27,6 +27,7 @@ __all__ = ["TrainConfig", "load_config_file", "resolve_config", "save_config"]
 
 MODEL_NAMES = ("dmpnn", "gin")
 SPLITS = ("random", "scaffold", "balanced_scaffold", "stratified")
+NORM_NAMES = ("graph", "batch", "layer", "instance", "none")  # molgraph.nn.norm.NORMS
 MOLECULE_FEATURIZERS = ("rdkit_descriptors", "morgan", "morgan_count")
 # chemprop v2's names for the same featurizers
 MOLECULE_FEATURIZER_ALIASES = {"rdkit_2d": "rdkit_descriptors", "morgan_binary": "morgan"}
@@ -65,6 +66,7 @@ class TrainConfig:
     ffn_hidden_dim: int | None = None
     ffn_layers: int = 1
     batch_norm: bool | None = None
+    norm: str | None = None  # GIN's normalization: graph | batch | layer | instance | none
     # optimisation
     seed: int = 0
     epochs: int = 50
@@ -108,6 +110,10 @@ class TrainConfig:
             raise ValueError(f"task_type must be regression or classification, got {self.task_type!r}")
         if self.model not in MODEL_NAMES:
             raise ValueError(f"model must be one of {MODEL_NAMES}, got {self.model!r}")
+        if self.norm is not None and self.norm not in NORM_NAMES:
+            raise ValueError(f"norm must be one of {NORM_NAMES}, got {self.norm!r}")
+        if self.norm is not None and self.model == "dmpnn":
+            raise ValueError("norm applies to the gin model; the D-MPNN has no normalization layers")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]

@@ -9,6 +9,8 @@ rate (``max_lr``), so they resume exactly from a Lightning checkpoint:
   decay to ``final_lr`` at the last step (the schedule chemprop uses for D-MPNN, after the
   "Noam" warm-up of Vaswani et al. 2017).
 - ``cosine``: the same warm-up, then half a cosine from ``max_lr`` down to ``final_lr``.
+- ``linear``: the same warm-up, then a straight line from ``max_lr`` down to ``final_lr`` (with
+  ``final_lr=0``, the linear decay of the GIN/GraphNorm graph-classification experiments).
 """
 
 from __future__ import annotations
@@ -41,7 +43,7 @@ OPTIMIZERS: dict[str, OptimizerFactory] = {
     "sgd": _sgd,
 }
 
-SCHEDULES = ("constant", "noam", "cosine")
+SCHEDULES = ("constant", "noam", "cosine", "linear")
 
 
 def register_optimizer(name: str, factory: OptimizerFactory, *, overwrite: bool = False) -> None:
@@ -76,6 +78,8 @@ def lr_multiplier(
         raise ValueError(f"unknown lr schedule {schedule!r}; choose from {list(SCHEDULES)}")
     if max_lr <= 0:
         raise ValueError(f"max_lr must be > 0, got {max_lr}")
+    if schedule == "noam" and final_lr <= 0:
+        raise ValueError(f"the noam schedule decays exponentially and needs final_lr > 0, got {final_lr}")
     if schedule == "constant":
         return _Constant()
     return _WarmupDecay(schedule, max(int(total_steps), 1), max(int(warmup_steps), 0), init_lr, max_lr, final_lr)
@@ -101,6 +105,8 @@ class _WarmupDecay:
             frac = min((step - self.warmup) / decay_steps, 1.0)
             if self.kind == "noam":
                 lr = self.max_lr * (self.final_lr / self.max_lr) ** frac
+            elif self.kind == "linear":
+                lr = self.max_lr + (self.final_lr - self.max_lr) * frac
             else:
                 lr = self.final_lr + 0.5 * (self.max_lr - self.final_lr) * (1.0 + math.cos(math.pi * frac))
         return lr / self.max_lr

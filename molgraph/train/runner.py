@@ -103,7 +103,7 @@ def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) ->
     if feat.atom_featurizer.encoding == "index":
         preset["atom_cardinalities"] = list(feat.atom_featurizer.cardinalities)
         preset["bond_cardinalities"] = list(feat.bond_featurizer.cardinalities)
-    for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim", "batch_norm"):
+    for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim", "batch_norm", "norm"):
         value = getattr(config, key)
         if value is not None:
             preset[key] = value

@@ -1,0 +1,179 @@
+"""GraphNorm (Cai et al. 2021) and the ``norm=`` switch."""
+
+from __future__ import annotations
+
+import pytest
+import torch
+from torch_geometric.data import Batch
+from torch_geometric.nn import GraphNorm as PyGGraphNorm
+
+from molgraph.featurizers import MolGraphFeaturizer
+from molgraph.models import build_model
+from molgraph.nn import NORMS, GINEEncoder, GraphNorm, make_norm
+
+
+def _random_batch(seed: int, num_graphs: int = 9, channels: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
+    g = torch.Generator().manual_seed(seed)
+    sizes = torch.randint(1, 12, (num_graphs,), generator=g)
+    batch = torch.repeat_interleave(torch.arange(num_graphs), sizes)
+    x = torch.randn(int(sizes.sum()), channels, generator=g) * 3.0 + 5.0
+    return x, batch
+
+
+def _randomize(norm: torch.nn.Module, seed: int) -> None:
+    g = torch.Generator().manual_seed(seed)
+    with torch.no_grad():
+        for p in (norm.weight, norm.bias, norm.mean_scale):
+            p.copy_(torch.rand(p.shape, generator=g) * 2 - 0.5)
+
+
+@pytest.mark.parametrize("seed", range(5))
+@pytest.mark.parametrize("eps", [1e-5, 1e-6])
+def test_equals_pyg_graphnorm(seed, eps):
+    x, batch = _random_batch(seed)
+    ours, theirs = GraphNorm(x.shape[1], eps=eps), PyGGraphNorm(x.shape[1], eps=eps)
+    _randomize(ours, seed)
+    theirs.load_state_dict(ours.state_dict())  # same parameter names: weight, bias, mean_scale
+    num_graphs = int(batch.max()) + 1
+    torch.testing.assert_close(ours(x, batch, num_graphs), theirs(x, batch, num_graphs))
+    torch.testing.assert_close(ours(x, batch), theirs(x, batch))  # batch_size inferred
+    torch.testing.assert_close(ours(x), theirs(x))  # no batch: one graph
+    # gradients agree too
+    xa, xb = x.clone().requires_grad_(), x.clone().requires_grad_()
+    ours(xa, batch, num_graphs).pow(2).sum().backward()
+    theirs(xb, batch, num_graphs).pow(2).sum().backward()
+    torch.testing.assert_close(xa.grad, xb.grad)
+
+
+def test_defaults_and_exact_small_case():
+    norm = GraphNorm(2)
+    assert norm.eps == 1e-5
+    assert torch.equal(norm.weight, torch.ones(2)) and torch.equal(norm.bias, torch.zeros(2))
+    assert torch.equal(norm.mean_scale, torch.ones(2))
+    # graph 0: column values 1, 3 -> mean 2, var 1 -> -1/sqrt(1+eps), +1/sqrt(1+eps); graph 1: one node
+    x = torch.tensor([[1.0, 10.0], [3.0, 10.0], [4.0, -2.0]])
+    out = norm(x, torch.tensor([0, 0, 1]), 2)
+    s = 1.0 / (1.0 + 1e-5) ** 0.5
+    expected = torch.tensor([[-s, 0.0], [s, 0.0], [0.0, 0.0]])
+    torch.testing.assert_close(out, expected)
+    # alpha = 0.5: shift by half the mean; var of the shifted values (biased)
+    with torch.no_grad():
+        norm.mean_scale.fill_(0.5)
+    out = norm(x[:2], torch.tensor([0, 0]), 1)
+    shifted = x[:2] - 0.5 * x[:2].mean(0)
+    var = shifted.pow(2).mean(0)
+    torch.testing.assert_close(out, shifted / torch.sqrt(var + 1e-5))
+
+
+def test_per_graph_statistics_without_shift_learning():
+    x, batch = _random_batch(3)
+    norm = GraphNorm(x.shape[1], learn_shift=False)
+    assert "mean_scale" not in dict(norm.named_parameters())  # a buffer, fixed at 1
+    out = norm(x, batch, int(batch.max()) + 1)
+    for b in batch.unique():
+        rows = out[batch == b]
+        if rows.shape[0] > 1:
+            torch.testing.assert_close(rows.mean(0), torch.zeros(x.shape[1]), atol=1e-5, rtol=0)
+            torch.testing.assert_close(rows.var(0, unbiased=False), torch.ones(x.shape[1]), atol=1e-3, rtol=0)
+
+
+def test_invariant_to_graph_order_and_node_permutation():
+    x, batch = _random_batch(4)
+    norm = GraphNorm(x.shape[1])
+    _randomize(norm, 4)
+    num_graphs = int(batch.max()) + 1
+    out = norm(x, batch, num_graphs)
+    # permute nodes arbitrarily (the batch vector need not be sorted)
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+    torch.testing.assert_close(norm(x[perm], batch[perm], num_graphs), out[perm])
+    # relabel graphs in another order
+    relabel = torch.randperm(num_graphs, generator=torch.Generator().manual_seed(1))
+    torch.testing.assert_close(norm(x, relabel[batch], num_graphs), out)
+
+
+def test_single_node_graphs_and_constant_features_stay_finite():
+    norm = GraphNorm(3)
+    _randomize(norm, 0)
+    x = torch.tensor([[1e3, -2.0, 0.0], [5.0, 5.0, 5.0], [5.0, 5.0, 5.0]])
+    out = norm(x, torch.tensor([0, 1, 1]), 2)
+    assert torch.isfinite(out).all()
+    out.sum().backward()
+    assert all(torch.isfinite(p.grad).all() for p in norm.parameters())
+    # an empty graph in the middle (batch_size larger than the graphs present) is harmless
+    assert torch.isfinite(norm(x, torch.tensor([0, 2, 2]), 3)).all()
+
+
+def test_train_and_eval_compute_the_same():
+    x, batch = _random_batch(5)
+    norm = GraphNorm(x.shape[1])
+    num_graphs = int(batch.max()) + 1
+    train_out = norm.train()(x, batch, num_graphs)
+    torch.testing.assert_close(norm.eval()(x, batch, num_graphs), train_out)
+
+
+@pytest.mark.parametrize("kind", NORMS)
+def test_make_norm_kinds(kind):
+    x, batch = _random_batch(6)
+    layer = make_norm(kind, x.shape[1])
+    out = layer(x, batch, int(batch.max()) + 1)
+    assert out.shape == x.shape and torch.isfinite(out).all()
+    if kind == "none":
+        assert torch.equal(out, x)
+    if kind == "layer":
+        torch.testing.assert_close(out.mean(1), torch.zeros(x.shape[0]), atol=1e-5, rtol=0)
+    layer.reset_parameters()
+
+
+def test_make_norm_rejects_unknown_name():
+    with pytest.raises(ValueError, match="unknown norm 'group'"):
+        make_norm("group", 4)
+
+
+@pytest.mark.parametrize("kind", NORMS)
+def test_gine_with_every_norm_is_batch_consistent(kind):
+    """Per-graph norms make a graph's output independent of the other graphs in its batch."""
+    fz = MolGraphFeaturizer.multihot()
+    smiles = ["CCO", "c1ccccc1O", "CC(=O)N", "C"]
+    graphs = [fz(s) for s in smiles]
+    torch.manual_seed(0)
+    enc = GINEEncoder(fz.atom_dim, fz.bond_dim, hidden_dim=16, depth=2, norm=kind).eval()
+    batch = Batch.from_data_list(graphs)
+    with torch.no_grad():
+        h = enc(batch.x, batch.edge_index, batch.edge_attr, batch.batch, batch.num_graphs)
+        assert h.shape == (batch.num_nodes, 16) and torch.isfinite(h).all()
+        if kind in ("graph", "instance", "layer", "none"):
+            alone = graphs[1]
+            h1 = enc(alone.x, alone.edge_index, alone.edge_attr)
+            torch.testing.assert_close(h[batch.batch == 1], h1, atol=1e-5, rtol=1e-4)
+
+
+def test_property_model_norm_switch_round_trips():
+    fz = MolGraphFeaturizer.multihot()
+    model = build_model("gin", num_tasks=1, atom_dim=fz.atom_dim, bond_dim=fz.bond_dim, norm="graph", hidden_dim=16,
+                        depth=2)
+    assert model.config["norm"] == "graph"
+    assert any(isinstance(m, GraphNorm) for m in model.modules())
+    clone = build_model("gin", **model.config)
+    clone.load_state_dict(model.state_dict())
+    batch = Batch.from_data_list([fz(s) for s in ["CCO", "CCN"]])
+    model.eval(), clone.eval()
+    with torch.no_grad():
+        assert torch.equal(model(batch), clone(batch))
+
+
+def test_hand_written_backward_passes_gradcheck():
+    x, batch = _random_batch(7, num_graphs=4, channels=3)
+    norm = GraphNorm(3).double()
+    _randomize(norm, 7)
+    x = x.double().requires_grad_()
+    for p in norm.parameters():
+        p.requires_grad_(True)
+    assert torch.autograd.gradcheck(lambda x_, w, b, a: torch.nn.functional.linear(
+        _apply(norm, x_, w, b, a, batch), torch.eye(3, dtype=torch.float64)),
+        (x, norm.weight, norm.bias, norm.mean_scale))
+
+
+def _apply(norm: GraphNorm, x, weight, bias, mean_scale, batch):
+    from molgraph.nn.norm import _GraphNormFunction
+
+    return _GraphNormFunction.apply(x, batch, int(batch.max()) + 1, weight, bias, mean_scale, norm.eps)
