@@ -241,6 +241,8 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--n-jobs", type=int, default=1, help="predictor threads / featurizer workers")
     ap.add_argument("--speed", action="store_true", help="HIV embedding speed test")
     ap.add_argument("--out", type=Path, default=RESULTS)
+    ap.add_argument("--data-root", type=Path, default=None,
+                    help="data root for HIV, MUV, QM7, QM8 (default: $MOLGRAPH_DATA, else ../shared/data if present)")
     ap.add_argument("--merge", type=Path, nargs="+", default=[], help="fold these result files into --out")
     args = ap.parse_args(argv)
     if args.all:
@@ -252,6 +254,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    shared = ROOT.parent / "shared" / "data"
+    if args.data_root is not None:
+        os.environ["MOLGRAPH_DATA"] = str(args.data_root)
+    elif "MOLGRAPH_DATA" not in os.environ and shared.is_dir():
+        os.environ["MOLGRAPH_DATA"] = str(shared)
     payload = load_results(args.out)
     for other in args.merge:
         save_results(args.out, load_results(other))

@@ -310,8 +310,9 @@ class NGramGraph:
         One CBoW sample per atom that has a neighbour: context = sum of its neighbours' rows,
         targets = its own class in every segment (atoms without neighbours have no context and
         are left out). Adam over shuffled batches for ``epochs`` epochs; ``W`` comes from the
-        epoch with the lowest mean loss. Nothing outside ``subset`` is read, which keeps test
-        molecules out of ``W`` in cross-validation. Returns self.
+        epoch with the lowest mean loss. Atoms of graphs outside ``subset`` are dropped before
+        training (contexts never cross molecules), so test molecules cannot influence ``W`` in
+        cross-validation. Returns self.
         """
         self._check_graphs(graphs)
         cfg = self.config

@@ -22,7 +22,6 @@ from typing import Any, Callable, Sequence
 import numpy as np
 
 from molgraph.data.splits import Split, kfold, stratified_kfold
-from molgraph.featurizers.batch import Reject
 from molgraph.featurizers.fingerprints import MorganFingerprint
 from molgraph.models.ngram import NGramGraph, NGramGraphConfig
 from molgraph.models.tree_predictors import fit_predict_tasks, resolve_predictor
@@ -284,8 +283,3 @@ def evaluate_split(
         "seconds": {"featurize": round(data.seconds, 2), "representation": round(t_repr, 2),
                     "predictor": round(t_pred, 2)},
     }
-
-
-def reject_rows(rejects: Sequence[Reject]) -> list[list[Any]]:
-    """``[row, input, reason]`` of every reject (for a rejects CSV)."""
-    return [[int(r.index), r.input, r.reason] for r in rejects]
