@@ -13,7 +13,7 @@ CHEMPROP_VENV := .venv-chemprop
 CHEMPROP_STAMP := $(CHEMPROP_VENV)/.installed
 BENCH_JOBS ?= 2
 
-.PHONY: install demo test bench bench-featurize bench-property bench-conformers bench-ngram clean
+.PHONY: install demo test bench bench-featurize bench-property bench-conformers bench-ngram bench-graphnorm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -37,7 +37,7 @@ $(CHEMPROP_STAMP): pyproject.toml
 	$(CHEMPROP_VENV)/bin/python -m pip install --quiet chemprop -e .
 	touch $(CHEMPROP_STAMP)
 
-bench: bench-featurize bench-property
+bench: bench-featurize bench-property bench-conformers bench-ngram bench-graphnorm
 
 # featurizer speed vs RDKit, PyG and chemprop (in-process, so it runs in the chemprop environment)
 bench-featurize: $(CHEMPROP_STAMP)
@@ -62,3 +62,9 @@ bench-ngram: $(STAMP)
 
 clean:
 	rm -rf $(VENV) $(CHEMPROP_VENV) build dist *.egg-info .pytest_cache
+
+# GraphNorm: per-epoch speed vs BatchNorm, convergence by normalization (3 seeds) and 10-fold TU
+# accuracy (paper and honest protocols) -> benchmarks/results/graphnorm.json and plots/ (the full
+# 400-epoch protocol on all six sets takes many hours on 2 cores; see benchmarks/graphnorm.py --help)
+bench-graphnorm: $(STAMP)
+	$(PY) benchmarks/graphnorm.py --parts speed convergence accuracy
