@@ -216,6 +216,32 @@ def run_speed(args: argparse.Namespace, payload: dict[str, Any], out: Path) -> N
           f"featurizers {payload['speed']['featurizer_graphs_per_s']} graphs/s", flush=True)
 
 
+def format_table(payload: dict[str, Any]) -> str:
+    """Markdown table of every run in the results: mean (sd over folds or seeds) of the main metric."""
+    main_metric = {"regression": ("rmse", "mae"), "classification": ("roc_auc", "prc_auc")}
+    lines = ["| dataset | protocol | metric | N-gram (CBoW W) | N-gram (random W) | Morgan r=2 1024 | predictor |",
+             "|---|---|---|---:|---:|---:|---|"]
+    groups: dict[tuple[str, str, str], dict[str, str]] = {}
+    for key, res in sorted(payload.get("runs", {}).items()):
+        name, protocol, rep, pred = key.split("/")
+        ttype = get_card(name).task_type
+        for metric in main_metric[ttype]:
+            if metric not in res["mean"]:
+                continue
+            if protocol == "cv":
+                sds = [t[f"{metric}_std"] for t in res["tasks"].values()]
+                sd = float(np.mean(sds)) if len(sds) == 1 else None
+            else:
+                sd = res["std"][metric]
+            cell = f"{res['mean'][metric]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
+            groups.setdefault((name, protocol, pred, metric), {})[rep] = cell
+    for (name, protocol, pred, metric), cells in groups.items():
+        proto = "5-fold CV" if protocol == "cv" else "balanced scaffold x3"
+        lines.append(f"| {name} | {proto} | {metric} | {cells.get('ngram', '-')} | {cells.get('ngram_random', '-')} | "
+                     f"{cells.get('morgan', '-')} | {pred} |")
+    return "\n".join(lines)
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--datasets", nargs="*", default=[], choices=sorted(DATASETS),
@@ -244,10 +270,11 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     ap.add_argument("--data-root", type=Path, default=None,
                     help="data root for HIV, MUV, QM7, QM8 (default: $MOLGRAPH_DATA, else ../shared/data if present)")
     ap.add_argument("--merge", type=Path, nargs="+", default=[], help="fold these result files into --out")
+    ap.add_argument("--table", action="store_true", help="print a Markdown table of the results file")
     args = ap.parse_args(argv)
     if args.all:
         args.datasets = sorted(DATASETS)
-    if not args.datasets and not args.speed and not args.merge:
+    if not args.datasets and not args.speed and not args.merge and not args.table:
         ap.error("nothing to do: give --datasets NAME..., --all or --speed")
     return args
 
@@ -266,6 +293,8 @@ def main(argv: Sequence[str] | None = None) -> int:
         run_dataset(name, args, payload, args.out)
     if args.speed:
         run_speed(args, payload, args.out)
+    if args.table:
+        print(format_table(load_results(args.out)))
     return 0
 
 
