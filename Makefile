@@ -58,7 +58,7 @@ bench-conformers: $(STAMP)
 bench-ngram: $(STAMP)
 	$(PY) benchmarks/ngram.py --speed --n-jobs 2
 	$(PY) benchmarks/ngram.py --datasets esol bbbp bace --predictors rf hgb
-	$(PY) benchmarks/ngram.py --datasets tox21 clintox qm7 --predictors rf --rf-trees-classification 200 --max-steps 3000
+	$(PY) benchmarks/ngram.py --datasets tox21 clintox qm7 --predictors rf --rf-trees-classification 200 --max-steps 2000
 
 clean:
 	rm -rf $(VENV) $(CHEMPROP_VENV) build dist *.egg-info .pytest_cache
