@@ -577,6 +577,14 @@ def verify(
     return results
 
 
+def _call_loader(spec: str, *args: Any, **kwargs: Any) -> Any:
+    """Call a ``"module:function"`` loader (imported on use: loaders pull in torch)."""
+    import importlib
+
+    module, func = spec.split(":")
+    return getattr(importlib.import_module(module), func)(*args, **kwargs)
+
+
 def load_dataset(
     name: str,
     root: str | os.PathLike[str] | None = None,
@@ -591,15 +599,9 @@ def load_dataset(
     """
     key = name.strip().lower()
     if key in LOADERS_3D:
-        import importlib
-
-        module, func = LOADERS_3D[key].split(":")
-        return getattr(importlib.import_module(module), func)(root=root, **kwargs)
+        return _call_loader(LOADERS_3D[key], root=root, **kwargs)
     if key in LOADERS_GRAPHS:
-        import importlib
-
-        module, func = LOADERS_GRAPHS[key].split(":")
-        return getattr(importlib.import_module(module), func)(key, root=root, **kwargs)
+        return _call_loader(LOADERS_GRAPHS[key], key, root=root, **kwargs)
     # Imported here: csv_dataset pulls in RDKit/torch, and the registry must stay light for the CLI.
     from molgraph.data.csv_dataset import MoleculeCSVDataset
 

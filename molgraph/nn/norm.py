@@ -167,15 +167,14 @@ class NodeNorm(nn.Module):
         self.kind = kind
         self.channels = int(channels)
         self.per_graph = kind in ("graph", "instance")
+        eps = 1e-5 if eps is None else eps  # every layer's usual default
         self.inner: nn.Module
-        if kind == "graph":
-            self.inner = GraphNorm(channels, eps=1e-5 if eps is None else eps)
-        elif kind == "instance":
-            self.inner = GraphNorm(channels, eps=1e-5 if eps is None else eps, learn_shift=False)
+        if kind in ("graph", "instance"):
+            self.inner = GraphNorm(channels, eps=eps, learn_shift=kind == "graph")
         elif kind == "batch":
-            self.inner = nn.BatchNorm1d(channels, eps=1e-5 if eps is None else eps)
+            self.inner = nn.BatchNorm1d(channels, eps=eps)
         elif kind == "layer":
-            self.inner = nn.LayerNorm(channels, eps=1e-5 if eps is None else eps)
+            self.inner = nn.LayerNorm(channels, eps=eps)
         else:
             self.inner = nn.Identity()
 
