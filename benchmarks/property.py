@@ -95,6 +95,7 @@ def run_molgraph(name: str, dataset: str, split: str, seed: int, epochs: int, mo
 def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str) -> str | None:
     """The molgraph run's scaled molecule features for every CSV row (zeros for unreadable rows)."""
     from molgraph.train.checkpoint import load_model_file
+    from molgraph.train.learned_features import learned_from_state
     from molgraph.train.prepare import molecule_features, scale_extra
     from molgraph.train.scaling import StandardScaler
 
@@ -104,10 +105,11 @@ def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str)
     card = get_card(dataset)
     table = read_molecule_table(dataset_path(dataset), card.smiles_column, list(card.target_columns))
     scaler = StandardScaler.from_dict(mf["scaler"])
+    learned = {name: learned_from_state(st) for name, st in (mf.get("learned") or {}).items()}
     rows = []
     for smi in table.smiles:
         try:
-            raw, _ = molecule_features(mf["featurizers"], [smi])
+            raw, _ = molecule_features(mf["featurizers"], [smi], learned)
             rows.append(scale_extra(raw, scaler).numpy()[0])
         except Exception:  # noqa: BLE001 - unreadable rows are in no split; chemprop rejects them
             rows.append(np.zeros(len(mf["names"]), dtype=np.float32))

@@ -42,8 +42,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("-t", "--task-type", choices=("regression", "classification"))
     d.add_argument("--featurizer", choices=("multihot", "ogb", "pyg"), help="atom/bond features (default: multihot)")
     d.add_argument("--molecule-featurizers", "--features-generators", dest="molecule_featurizers", nargs="+",
-                   choices=("rdkit_descriptors", "morgan", "morgan_count", "rdkit_2d", "morgan_binary"),
-                   help="extra molecule-level features (rdkit_2d and morgan_binary: chemprop's names)")
+                   metavar="NAME",
+                   help="extra molecule-level features: rdkit_descriptors, morgan, morgan_count (rdkit_2d and "
+                        "morgan_binary: chemprop's names), ngram (N-gram graph, W fitted on the training split) "
+                        "or ngram:MODEL.npz (a fitted N-gram model, from `molgraph ngram embed --save-model`)")
     d.add_argument("--n-jobs", type=int, help="featurization processes")
     sp = p.add_argument_group("split")
     sp.add_argument("--split", "--split-type", dest="split",

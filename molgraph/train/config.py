@@ -118,8 +118,15 @@ class TrainConfig:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]
         for name in self.molecule_featurizers:
-            if name not in MOLECULE_FEATURIZERS:
-                raise ValueError(f"unknown molecule featurizer {name!r}; choose from {MOLECULE_FEATURIZERS}")
+            if name == "ngram" or name.startswith("ngram:"):
+                from molgraph.train.learned_features import check_learned_name
+
+                check_learned_name(name)
+            elif name not in MOLECULE_FEATURIZERS:
+                raise ValueError(f"unknown molecule featurizer {name!r}; choose from {MOLECULE_FEATURIZERS}, "
+                                 "ngram (W fitted on the training split) or ngram:MODEL.npz")
+        if len(set(self.molecule_featurizers)) != len(self.molecule_featurizers):
+            raise ValueError(f"molecule featurizers repeat: {self.molecule_featurizers}")
         for name, value, low in (
             ("epochs", self.epochs, 1),
             ("batch_size", self.batch_size, 1),

@@ -19,6 +19,7 @@ from molgraph.featurizers.batch import Reject, iter_featurize
 from molgraph.featurizers.graph import MolGraphFeaturizer
 from molgraph.models import PropertyModel
 from molgraph.train.checkpoint import CheckpointError, load_model_file
+from molgraph.train.learned_features import learned_from_state
 from molgraph.train.prepare import molecule_features, scale_extra
 from molgraph.train.scaling import StandardScaler
 
@@ -118,6 +119,7 @@ class Predictor:
         mf = payload.get("molecule_features")
         self.molecule_featurizers: list[str] = list(mf["featurizers"]) if mf else []
         self.extra_scaler = StandardScaler.from_dict(mf["scaler"]) if mf else None
+        self.learned = {name: learned_from_state(st) for name, st in (mf.get("learned") or {}).items()} if mf else {}
         self.mc_dropout_samples = int(payload.get("config", {}).get("mc_dropout_samples", 0) or 0)
 
     @classmethod
@@ -138,7 +140,8 @@ class Predictor:
         """Predictions for featurized graphs (``smiles`` needed for molecule-level features)."""
         extra = None
         if self.molecule_featurizers:
-            raw, _ = molecule_features(self.molecule_featurizers, smiles if smiles is not None else graphs.smiles)
+            raw, _ = molecule_features(self.molecule_featurizers, smiles if smiles is not None else graphs.smiles,
+                                       self.learned)
             extra = scale_extra(raw, self.extra_scaler)
         batcher = GraphBatcher(graphs, extra=extra)
         return predict_values(

@@ -4,7 +4,7 @@ from __future__ import annotations
 
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import Any, Sequence
+from typing import Any, Mapping, Sequence
 
 import numpy as np
 import torch
@@ -15,9 +15,10 @@ from molgraph.featurizers.batch import Reject
 from molgraph.featurizers.fingerprints import MorganFingerprint, RDKitDescriptors
 from molgraph.featurizers.graph import MolGraphFeaturizer
 from molgraph.train.config import TrainConfig
+from molgraph.train.learned_features import fit_learned_featurizers, is_learned
 from molgraph.train.scaling import StandardScaler
 
-__all__ = ["PreparedData", "prepare_data", "molecule_features", "split_positions", "split_to_rows", "split_from_rows"]
+__all__ = ["PreparedData", "prepare_data", "add_learned_features", "molecule_features", "split_positions", "split_to_rows", "split_from_rows"]
 
 
 @dataclass
@@ -55,11 +56,27 @@ class PreparedData:
         return len(self.graphs)
 
 
-def molecule_features(names: Sequence[str], smiles: Sequence[str]) -> tuple[np.ndarray | None, list[str]]:
-    """Molecule-level features by featurizer name, ``(N, D)`` float64 (NaN where undefined)."""
+def molecule_features(
+    names: Sequence[str], smiles: Sequence[str], learned: Mapping[str, Any] | None = None
+) -> tuple[np.ndarray | None, list[str]]:
+    """Molecule-level features by featurizer name, ``(N, D)`` float64 (NaN where undefined).
+
+    ``learned`` maps each ``ngram[:PATH]`` name to its fitted estimator
+    (:func:`molgraph.train.learned_features.fit_learned_featurizers`); a molecule it cannot embed
+    gets a NaN row, as an undefined descriptor does.
+    """
     blocks, cols = [], []
     for name in names:
-        if name == "rdkit_descriptors":
+        if is_learned(name):
+            if learned is None or name not in learned:
+                raise ValueError(f"molecule featurizer {name!r} is learned: fit it first (fit_learned_featurizers)")
+            est = learned[name]
+            emb = est.embed(smiles, errors="skip")
+            block = np.full((len(smiles), est.out_dim), np.nan)
+            block[emb.indices] = emb.embeddings
+            blocks.append(block)
+            cols += [f"{name}:{n}" for n in est.feature_names]
+        elif name == "rdkit_descriptors":
             f = RDKitDescriptors()
             blocks.append(f(smiles))
             cols += [f"rdkit:{n}" for n in f.descriptor_names]
@@ -129,9 +146,21 @@ def prepare_data(config: TrainConfig, *, progress: bool | None = None) -> Prepar
         rejects=list(ds.rejects),
         source=Path(ds.path),
     )
-    if config.molecule_featurizers:
+    if config.molecule_featurizers and not any(is_learned(n) for n in config.molecule_featurizers):
         data.extra_raw, data.extra_names = molecule_features(config.molecule_featurizers, data.smiles)
+    # learned featurizers (ngram) need the split first: add_learned_features
     return data
+
+
+def add_learned_features(config: TrainConfig, data: PreparedData, train: np.ndarray) -> dict[str, Any]:
+    """Fit the learned molecule featurizers on the training positions ``train`` and set
+    ``data.extra_raw`` (every featurizer, in the configured order). Returns the fitted estimators."""
+    if not any(is_learned(n) for n in config.molecule_featurizers):
+        return {}
+    learned = fit_learned_featurizers(config.molecule_featurizers, data.smiles, train, seed=config.seed,
+                                      n_jobs=config.n_jobs, progress=config.progress)
+    data.extra_raw, data.extra_names = molecule_features(config.molecule_featurizers, data.smiles, learned)
+    return learned
 
 
 def split_positions(config: TrainConfig, data: PreparedData) -> Split:

@@ -38,7 +38,8 @@ from molgraph.train.config import TrainConfig, save_config
 from molgraph.train.datamodule import GraphDataModule
 from molgraph.train.metrics import compute_metrics, default_metrics, higher_is_better
 from molgraph.train.predict import predict_values
-from molgraph.train.prepare import PreparedData, prepare_data, scale_extra, split_from_rows, split_positions, split_to_rows
+from molgraph.train.learned_features import learned_state
+from molgraph.train.prepare import PreparedData, add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions, split_to_rows
 from molgraph.train.scaling import StandardScaler
 from molgraph.train.task import PropertyTask
 
@@ -282,6 +283,7 @@ def _prepare_run(config: TrainConfig, run_dir: Path, *, zero: bool, resume: bool
     target_scaler = None
     if data.task_type == "regression":
         target_scaler = StandardScaler().fit(data.y[train_idx].numpy())
+    learned = add_learned_features(config, data, split.train)
     extra, extra_scaler = None, None
     if data.extra_raw is not None:
         extra_scaler = StandardScaler().fit(data.extra_raw[split.train])
@@ -292,7 +294,7 @@ def _prepare_run(config: TrainConfig, run_dir: Path, *, zero: bool, resume: bool
         batch_size=config.batch_size, data_seed=config.data_seed, num_workers=config.num_workers,
     )
     model_config = model_config_for(config, data, 0 if extra is None else extra.shape[1])
-    return data, split, target_scaler, extra_scaler, batcher, dm, model_config
+    return data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config
 
 
 def run_training(
@@ -331,7 +333,7 @@ def run_training(
             for name in ("config.toml", "rejects.csv", "splits.json"):
                 (run_dir / name).unlink(missing_ok=True)
         raise
-    data, split, target_scaler, extra_scaler, batcher, dm, model_config = prepared
+    data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config = prepared
 
     states, epoch_seconds = [], []
     for member in range(config.ensemble_size):
@@ -397,7 +399,8 @@ def run_training(
         "target_names": data.target_names,
         "target_scaler": target_scaler.to_dict() if target_scaler else None,
         "molecule_features": (
-            {"featurizers": list(config.molecule_featurizers), "names": data.extra_names, "scaler": extra_scaler.to_dict()}
+            {"featurizers": list(config.molecule_featurizers), "names": data.extra_names, "scaler": extra_scaler.to_dict(),
+             "learned": {name: learned_state(est) for name, est in learned.items()}}
             if extra_scaler is not None else None
         ),
         "split": split_to_rows(split, data.rows).to_dict(),
