@@ -10,6 +10,7 @@ from torch_geometric.nn import GraphNorm as PyGGraphNorm
 from molgraph.featurizers import MolGraphFeaturizer
 from molgraph.models import build_model
 from molgraph.nn import NORMS, GINEEncoder, GraphNorm, make_norm
+from molgraph.nn.norm import _Scratch
 
 
 def _random_batch(seed: int, num_graphs: int = 9, channels: int = 7) -> tuple[torch.Tensor, torch.Tensor]:
@@ -161,19 +162,46 @@ def test_property_model_norm_switch_round_trips():
         assert torch.equal(model(batch), clone(batch))
 
 
-def test_hand_written_backward_passes_gradcheck():
+@pytest.mark.parametrize("with_scratch", [False, True])
+def test_hand_written_backward_passes_gradcheck(with_scratch):
     x, batch = _random_batch(7, num_graphs=4, channels=3)
     norm = GraphNorm(3).double()
     _randomize(norm, 7)
     x = x.double().requires_grad_()
     for p in norm.parameters():
         p.requires_grad_(True)
+    scratch = _Scratch() if with_scratch else None
     assert torch.autograd.gradcheck(lambda x_, w, b, a: torch.nn.functional.linear(
-        _apply(norm, x_, w, b, a, batch), torch.eye(3, dtype=torch.float64)),
+        _apply(norm, x_, w, b, a, batch, scratch), torch.eye(3, dtype=torch.float64)),
         (x, norm.weight, norm.bias, norm.mean_scale))
 
 
-def _apply(norm: GraphNorm, x, weight, bias, mean_scale, batch):
+def test_scratch_buffers_do_not_leak_between_calls():
+    # two layers sharing nothing, and one layer called twice before one backward: the reused work
+    # buffers must not corrupt the saved state of an earlier call
+    torch.manual_seed(3)
+    x, batch = _random_batch(3, num_graphs=5, channels=4)
+    norm = GraphNorm(4)
+    _randomize(norm, 3)
+    x1 = x.clone().requires_grad_()
+    x2 = (2.0 * x + 1.0).detach().requires_grad_()
+    (norm(x1, batch, 5).pow(2).sum() + norm(x2, batch, 5).pow(3).sum()).backward()
+    ref = GraphNorm(4)
+    ref.load_state_dict(norm.state_dict())
+    r1, r2 = x.clone().requires_grad_(), (2.0 * x + 1.0).detach().requires_grad_()
+    ref(r1, batch, 5).pow(2).sum().backward()
+    ref2 = GraphNorm(4)
+    ref2.load_state_dict(norm.state_dict())
+    ref2(r2, batch, 5).pow(3).sum().backward()
+    torch.testing.assert_close(x1.grad, r1.grad)
+    torch.testing.assert_close(x2.grad, r2.grad)
+    # a copy of the layer gets its own (empty) buffers
+    import copy
+
+    assert copy.deepcopy(norm)._scratch is not norm._scratch
+
+
+def _apply(norm: GraphNorm, x, weight, bias, mean_scale, batch, scratch=None):
     from molgraph.nn.norm import _GraphNormFunction
 
-    return _GraphNormFunction.apply(x, batch, int(batch.max()) + 1, weight, bias, mean_scale, norm.eps)
+    return _GraphNormFunction.apply(x, batch, int(batch.max()) + 1, weight, bias, mean_scale, norm.eps, scratch)

@@ -34,51 +34,106 @@ def _graph_sum(values: Tensor, batch: Tensor, batch_size: int) -> Tensor:
     return values.new_zeros(batch_size, values.size(1)).index_add_(0, batch, values)
 
 
+class _Scratch:
+    """Two reusable ``(N, F)`` work buffers of one GraphNorm layer (CPU only).
+
+    On a CPU every fresh node-sized tensor costs page faults comparable to the arithmetic done on
+    it (it is larger than malloc's mmap threshold), so the layer keeps its temporaries here
+    instead of allocating them per op. Not module state: copies of the layer start empty.
+    """
+
+    def __init__(self) -> None:
+        self._bufs: list[Tensor | None] = [None, None]
+
+    def get(self, i: int, like: Tensor) -> Tensor:
+        n, f = like.shape
+        buf = self._bufs[i]
+        if buf is None or buf.numel() < n * f or buf.dtype != like.dtype or buf.device != like.device:
+            buf = self._bufs[i] = torch.empty(n * f, dtype=like.dtype, device=like.device)
+        return buf[: n * f].view(n, f)
+
+    def clear(self) -> None:
+        self._bufs = [None, None]
+
+    def __deepcopy__(self, memo: dict) -> "_Scratch":
+        return _Scratch()
+
+    def __getstate__(self) -> dict:
+        return {}
+
+    def __setstate__(self, state: dict) -> None:
+        self._bufs = [None, None]
+
+
 class _GraphNormFunction(torch.autograd.Function):
     """GraphNorm forward and a hand-derived backward.
 
     Autograd through the dozen elementwise/scatter ops of the forward would record each one and
-    replay its backward; the closed-form backward below needs 2 scatters, 2 gathers and a few
-    elementwise passes over the ``(N, F)`` nodes, which keeps the layer close to BatchNorm's cost.
-    With ``s = x - alpha * mu_g``, ``r_g = (var_g + eps)^-1/2``, ``y = gamma * s * r_g + beta``
-    and ``g = dL/dy``::
+    replay its backward; the closed-form backward below needs 2 scatters and 3 gathers over the
+    ``(N, F)`` nodes, and each pass allocates only its result (``out``, ``grad_x``), as BatchNorm
+    does, which keeps the layer close to BatchNorm's cost. With ``s = x - alpha * mu_g``,
+    ``r_g = (var_g + eps)^-1/2``, ``y = gamma * s * r_g + beta`` and ``g = dL/dy``::
 
-        P_g     = sum_{i in g} g_i * s_i
-        dgamma  = sum_g r_g * P_g                 dbeta = sum_i g_i
-        dvar_g  = -0.5 * gamma * r_g^3 * P_g
-        ds_i    = gamma * r_g * g_i + 2 * s_i * dvar_g / n_g
-        Q_g     = sum_{i in g} ds_i
-        dx_i    = ds_i - alpha * Q_g / n_g        dalpha = -sum_g mu_g * Q_g
+        P_g     = sum_{i in g} g_i * s_i           G_g = sum_{i in g} g_i
+        dgamma  = sum_g r_g * P_g                  dbeta = sum_g G_g
+        a_g     = gamma * r_g                      b_g = -gamma * r_g^3 * P_g / n_g
+        ds_i    = a_g * g_i + b_g * s_i            (the variance term folded into b_g)
+        Q_g     = sum_{i in g} ds_i = a_g * G_g + b_g * n_g * mu_g * (1 - alpha)
+        dx_i    = ds_i - alpha * Q_g / n_g         dalpha = -sum_g mu_g * Q_g
+
+    ``s`` is not kept between the passes: the backward recomputes it from ``x`` and ``mu``
+    (saving ``x`` costs no memory, it is alive anyway).
     """
 
     @staticmethod
     def forward(ctx: Any, x: Tensor, batch: Tensor, batch_size: int, weight: Tensor, bias: Tensor,
-                mean_scale: Tensor, eps: float) -> Tensor:
+                mean_scale: Tensor, eps: float, scratch: _Scratch | None) -> Tensor:
         counts = torch.bincount(batch, minlength=batch_size).clamp_(min=1).to(x.dtype).unsqueeze(1)
         inv_counts = counts.reciprocal()
         mean = _graph_sum(x, batch, batch_size) * inv_counts  # (B, F)
-        shifted = x - (mean * mean_scale).index_select(0, batch)
-        var = _graph_sum(shifted * shifted, batch, batch_size) * inv_counts
+        shift = mean * mean_scale  # (B, F)
+        if scratch is None:
+            shifted = torch.index_select(shift, 0, batch)
+            sq = torch.empty_like(x)
+        else:
+            shifted = torch.index_select(shift, 0, batch, out=scratch.get(0, x))
+            sq = scratch.get(1, x)
+        torch.sub(x, shifted, out=shifted)
+        torch.mul(shifted, shifted, out=sq)
+        var = _graph_sum(sq, batch, batch_size) * inv_counts
         rstd = torch.rsqrt(var + eps)  # (B, F)
-        out = torch.addcmul(bias, shifted, (rstd * weight).index_select(0, batch))
-        ctx.save_for_backward(batch, shifted, mean, rstd, inv_counts, weight, mean_scale)
+        out = torch.index_select(rstd * weight, 0, batch)
+        torch.addcmul(bias, shifted, out, out=out)
+        ctx.save_for_backward(x, batch, shift, mean, rstd, counts, inv_counts, weight, mean_scale)
         ctx.batch_size = batch_size
+        ctx.scratch = scratch
         return out
 
     @staticmethod
     def backward(ctx: Any, grad: Tensor) -> tuple[Tensor | None, ...]:
-        batch, shifted, mean, rstd, inv_counts, weight, mean_scale = ctx.saved_tensors
-        b = ctx.batch_size
-        p = _graph_sum(grad * shifted, batch, b)  # (B, F)
-        grad_weight = (rstd * p).sum(0)
-        grad_bias = grad.sum(0)
-        dvar_over_n = (-0.5 * weight) * rstd.pow(3) * p * inv_counts  # dvar_g / n_g
-        ds = torch.addcmul(grad * (rstd * weight).index_select(0, batch), shifted,
-                           (2.0 * dvar_over_n).index_select(0, batch))
-        q = _graph_sum(ds, batch, b)
-        grad_x = ds - (q * inv_counts * mean_scale).index_select(0, batch)
-        grad_mean_scale = -(mean * q).sum(0)
-        return grad_x, None, None, grad_weight, grad_bias, grad_mean_scale, None
+        x, batch, shift, mean, rstd, counts, inv_counts, weight, mean_scale = ctx.saved_tensors
+        b, scratch = ctx.batch_size, ctx.scratch
+        grad = grad.contiguous()
+        if scratch is None:
+            shifted = torch.index_select(shift, 0, batch)
+            tmp = torch.empty_like(x)
+        else:
+            shifted = torch.index_select(shift, 0, batch, out=scratch.get(0, x))
+            tmp = scratch.get(1, x)
+        torch.sub(x, shifted, out=shifted)
+        torch.mul(grad, shifted, out=tmp)
+        p = _graph_sum(tmp, batch, b)  # (B, F)
+        g_sum = _graph_sum(grad, batch, b)  # (B, F)
+        a = rstd * weight
+        b_coef = -a * rstd * rstd * p * inv_counts
+        q = a * g_sum + b_coef * counts * mean * (1.0 - mean_scale)
+        grad_x = torch.index_select(a, 0, batch)
+        grad_x.mul_(grad)
+        torch.index_select(b_coef, 0, batch, out=tmp)
+        grad_x.addcmul_(tmp, shifted)
+        torch.index_select(q * inv_counts * mean_scale, 0, batch, out=tmp)
+        grad_x.sub_(tmp)
+        return grad_x, None, None, (rstd * p).sum(0), g_sum.sum(0), -(mean * q).sum(0), None, None
 
 
 class GraphNorm(nn.Module):
@@ -105,6 +160,7 @@ class GraphNorm(nn.Module):
         self.in_channels = int(in_channels)
         self.eps = float(eps)
         self.learn_shift = bool(learn_shift)
+        self._scratch = _Scratch()
         self.weight = nn.Parameter(torch.empty(self.in_channels))
         self.bias = nn.Parameter(torch.empty(self.in_channels))
         if self.learn_shift:
@@ -138,8 +194,9 @@ class GraphNorm(nn.Module):
             return self.weight * shifted * torch.rsqrt(var + self.eps) + self.bias
         if batch_size is None:
             batch_size = int(batch.max()) + 1 if batch.numel() else 0
+        scratch = self._scratch if x.device.type == "cpu" else None
         return _GraphNormFunction.apply(x, batch, int(batch_size), self.weight, self.bias, self.mean_scale,
-                                        self.eps)
+                                        self.eps, scratch)
 
     def extra_repr(self) -> str:
         return f"{self.in_channels}, eps={self.eps}, learn_shift={self.learn_shift}"
