@@ -22,7 +22,9 @@ from molgraph.models import (
 )
 from molgraph.nn import (
     FFN,
+    BondGCNConv,
     BondMessagePassing,
+    GCNEncoder,
     GINEEncoder,
     InputEncoder,
     Readout,
@@ -150,7 +152,7 @@ def test_dmpnn_matches_chemprop(multihot):
 # --------------------------------------------------------------------------------------------
 # PropertyModel: invariances and batching
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 @pytest.mark.parametrize("readout", ["mean", "sum", "max", "attention"])
 def test_permutation_invariance(multihot, encoder, readout):
     mol = Chem.MolFromSmiles("CC(=O)Nc1ccc(O)cc1")
@@ -165,7 +167,7 @@ def test_permutation_invariance(multihot, encoder, readout):
 
 
 @pytest.mark.parametrize("preset", ["ogb", "multihot"])
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 def test_batch_equals_single(preset, encoder, request):
     featurizer = request.getfixturevalue(preset)
     graphs = [featurizer(s) for s in SMALL[:3]]
@@ -180,7 +182,7 @@ def test_batch_equals_single(preset, encoder, request):
 
 
 @pytest.mark.parametrize("preset", ["ogb", "pyg", "multihot"])
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 def test_input_encodings(preset, encoder):
     featurizer = MolGraphFeaturizer.from_preset(preset)
     kwargs = featurizer_input_kwargs(featurizer)
@@ -217,7 +219,7 @@ def test_input_encoder():
 # --------------------------------------------------------------------------------------------
 # Config, presets, extra features, readouts, FFN
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 @pytest.mark.parametrize("preset", ["ogb", "multihot"])
 def test_config_round_trip(preset, encoder, request):
     featurizer = request.getfixturevalue(preset)
@@ -252,8 +254,30 @@ def test_build_model_presets(multihot):
     assert MODEL_PRESETS["gin"]["depth"] == 5  # overrides do not leak into the preset
     with pytest.raises(ValueError, match="dmpnn"):
         build_model("nope", num_tasks=1, **dims)
+    c = build_model("gcn", num_tasks=1, norm="graph", **dims)
+    assert isinstance(c.encoder, GCNEncoder) and c.encoder.depth == 5 and c.encoder.norm == "graph"
     with pytest.raises(ValueError, match="gine"):
-        PropertyModel(num_tasks=1, encoder="gcn", **dims)
+        PropertyModel(num_tasks=1, encoder="gat", **dims)
+
+
+def test_bond_gcn_conv_matches_dense_formula():
+    # D^-1/2 (A + I) D^-1/2 propagation with bond terms, written out densely on a 4-atom path
+    torch.manual_seed(0)
+    conv = BondGCNConv(3, 2)
+    with torch.no_grad():
+        conv.root.normal_()
+    x = torch.randn(4, 3)
+    pairs = [(0, 1), (1, 2), (2, 3)]
+    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
+                               [b for a, b in pairs] + [a for a, b in pairs]])
+    edge_attr = torch.randn(edge_index.shape[1], 2)
+    h, e = conv.lin(x), conv.edge_lin(edge_attr)
+    deg = torch.tensor([2.0, 3.0, 3.0, 2.0])  # neighbours + the self loop
+    expected = torch.relu(h + conv.root) / deg[:, None]
+    for k in range(edge_index.shape[1]):
+        u, v = int(edge_index[0, k]), int(edge_index[1, k])
+        expected[v] += torch.relu(h[u] + e[k]) / torch.sqrt(deg[u] * deg[v])
+    torch.testing.assert_close(conv(x, edge_index, edge_attr), expected)
 
 
 def test_extra_features(multihot):
@@ -315,7 +339,7 @@ def test_ffn_layout():
         get_activation("swishy")
 
 
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 @pytest.mark.parametrize("preset", ["ogb", "multihot"])
 def test_reset_parameters(preset, encoder, request):
     featurizer = request.getfixturevalue(preset)
@@ -342,7 +366,7 @@ def _esol(n: int) -> tuple[list[str], torch.Tensor]:
     return smiles, (y - y.mean()) / y.std()
 
 
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
 def test_overfit_esol(multihot, encoder):
     smiles, y = _esol(20)
     batch = Batch.from_data_list([multihot(s) for s in smiles])

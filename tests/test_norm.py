@@ -9,7 +9,7 @@ from torch_geometric.nn import GraphNorm as PyGGraphNorm
 
 from molgraph.featurizers import MolGraphFeaturizer
 from molgraph.models import build_model
-from molgraph.nn import NORMS, GINEEncoder, GraphNorm, make_norm
+from molgraph.nn import NORMS, GCNEncoder, GINEEncoder, GraphNorm, make_norm
 from molgraph.nn.norm import _Scratch
 
 
@@ -130,14 +130,17 @@ def test_make_norm_rejects_unknown_name():
         make_norm("group", 4)
 
 
+@pytest.mark.parametrize("encoder_cls", [GINEEncoder, GCNEncoder])
 @pytest.mark.parametrize("kind", NORMS)
-def test_gine_with_every_norm_is_batch_consistent(kind):
+def test_gine_and_gcn_with_every_norm_are_batch_consistent(kind, encoder_cls):
     """Per-graph norms make a graph's output independent of the other graphs in its batch."""
     fz = MolGraphFeaturizer.multihot()
     smiles = ["CCO", "c1ccccc1O", "CC(=O)N", "C"]
     graphs = [fz(s) for s in smiles]
     torch.manual_seed(0)
-    enc = GINEEncoder(fz.atom_dim, fz.bond_dim, hidden_dim=16, depth=2, norm=kind).eval()
+    enc = encoder_cls(fz.atom_dim, fz.bond_dim, hidden_dim=16, depth=2, norm=kind).eval()
+    assert sum(isinstance(m, GraphNorm) for m in enc.modules()) == (
+        0 if kind not in ("graph", "instance") else (4 if encoder_cls is GINEEncoder else 2))
     batch = Batch.from_data_list(graphs)
     with torch.no_grad():
         h = enc(batch.x, batch.edge_index, batch.edge_attr, batch.batch, batch.num_graphs)
@@ -148,13 +151,14 @@ def test_gine_with_every_norm_is_batch_consistent(kind):
             torch.testing.assert_close(h[batch.batch == 1], h1, atol=1e-5, rtol=1e-4)
 
 
-def test_property_model_norm_switch_round_trips():
+@pytest.mark.parametrize("preset", ["gin", "gcn"])
+def test_property_model_norm_switch_round_trips(preset):
     fz = MolGraphFeaturizer.multihot()
-    model = build_model("gin", num_tasks=1, atom_dim=fz.atom_dim, bond_dim=fz.bond_dim, norm="graph", hidden_dim=16,
+    model = build_model(preset, num_tasks=1, atom_dim=fz.atom_dim, bond_dim=fz.bond_dim, norm="graph", hidden_dim=16,
                         depth=2)
     assert model.config["norm"] == "graph"
     assert any(isinstance(m, GraphNorm) for m in model.modules())
-    clone = build_model("gin", **model.config)
+    clone = build_model(preset, **model.config)
     clone.load_state_dict(model.state_dict())
     batch = Batch.from_data_list([fz(s) for s in ["CCO", "CCN"]])
     model.eval(), clone.eval()

@@ -290,3 +290,15 @@ def test_failed_start_leaves_no_run_folder(tmp_path, tiny_csv, capsys):
     assert not run.exists()  # so the corrected command can use the same folder
     assert main([*args, "--target-columns", "logS", "--hidden-dim", "16"]) == 0
     assert (run / "model.pt").is_file()
+
+
+def test_cli_gcn_with_graphnorm(tmp_path, tiny_csv):
+    run = tmp_path / "gcn"
+    rc = main(["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",
+               "--split-file", str(tiny_csv.parent / "split.json"), "--model", "gcn", "--norm", "graph",
+               "--hidden-dim", "32", "--depth", "2", "--epochs", "2", "--accelerator", "cpu", "--no-progress",
+               "-o", str(run)])
+    assert rc == 0
+    payload = load_model_file(run / "model.pt")
+    assert payload["model_config"]["encoder"] == "gcn" and payload["model_config"]["norm"] == "graph"
+    assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved

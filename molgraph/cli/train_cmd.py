@@ -54,14 +54,14 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     sp.add_argument("--splits-file", "--split-file", dest="split_file", help="a split file (JSON or CSV, file rows)")
     sp.add_argument("--data-seed", type=int, help="seed of the split and of the batch order (default 0)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=("gin", "dmpnn"), help="default: dmpnn")
+    m.add_argument("--model", choices=("gin", "gcn", "dmpnn"), help="default: dmpnn (gin, gcn: Hu et al. 2020 baselines)")
     m.add_argument("--hidden-dim", "--message-hidden-dim", dest="hidden_dim", type=int)
     m.add_argument("--depth", type=int, help="message-passing steps")
     m.add_argument("--dropout", type=float)
     m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "norm", "max", "attention"),
                    help="molecule readout (norm: sum / 100, chemprop's default)")
     m.add_argument("--norm", choices=("graph", "batch", "layer", "instance", "none"),
-                   help="gin's normalization after each linear map (graph: GraphNorm, Cai et al. 2021; default batch)")
+                   help="normalization of gin and gcn after each linear map (graph: GraphNorm, Cai et al. 2021; default batch)")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")

@@ -16,11 +16,11 @@ import torch
 from torch import Tensor, nn
 
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.nn import FFN, BondMessagePassing, GINEEncoder, InputEncoder, Readout
+from molgraph.nn import FFN, BondMessagePassing, GCNEncoder, GINEEncoder, InputEncoder, Readout
 
 __all__ = ["ENCODERS", "PropertyModel", "featurizer_input_kwargs"]
 
-ENCODERS = ("dmpnn", "gine")
+ENCODERS = ("dmpnn", "gine", "gcn")
 
 
 def featurizer_input_kwargs(featurizer: MolGraphFeaturizer) -> dict[str, Any]:
@@ -57,7 +57,7 @@ class PropertyModel(nn.Module):
     Args (keyword-only):
         num_tasks: output columns.
         atom_dim, bond_dim: input feature widths (columns of ``x`` / ``edge_attr``).
-        encoder: ``"dmpnn"`` or ``"gine"``.
+        encoder: ``"dmpnn"``, ``"gine"`` or ``"gcn"`` (:class:`GCNEncoder`).
         hidden_dim: encoder width (and embedding width for index-encoded input).
         depth: message-passing steps (D-MPNN, chemprop's count) or GINE layers.
         dropout: dropout in the encoder and the head.
@@ -66,8 +66,8 @@ class PropertyModel(nn.Module):
         extra_dim: width of molecule-level features in ``batch.extra`` (0: none).
         atom_cardinalities, bond_cardinalities: per-column vocabulary sizes when ``x`` /
             ``edge_attr`` are index-encoded (int64); ``None`` for float input.
-        batch_norm: batch normalization in GINE when ``norm`` is ``None`` (ignored by D-MPNN).
-        norm: GINE's normalization, ``"graph" | "batch" | "layer" | "instance" | "none"``
+        batch_norm: batch normalization in GINE/GCN when ``norm`` is ``None`` (ignored by D-MPNN).
+        norm: GINE's and GCN's normalization, ``"graph" | "batch" | "layer" | "instance" | "none"``
             (:mod:`molgraph.nn.norm`; ``None``: from ``batch_norm``; ignored by D-MPNN).
         activation: activation name everywhere.
     """
@@ -138,6 +138,11 @@ class PropertyModel(nn.Module):
             self.encoder = BondMessagePassing(
                 atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"], c["activation"]
             )
+        elif encoder == "gcn":
+            self.encoder = GCNEncoder(
+                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
+                norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
+            )
         else:
             self.encoder = GINEEncoder(
                 atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
@@ -207,7 +212,7 @@ class PropertyModel(nn.Module):
             num_graphs = 1
         else:
             num_graphs = int(batch.num_graphs)
-        if isinstance(self.encoder, GINEEncoder):  # its per-graph norms need the batch vector
+        if isinstance(self.encoder, (GINEEncoder, GCNEncoder)):  # per-graph norms need the batch vector
             h = self.encoder(x, batch.edge_index, edge_attr, index, num_graphs)  # (N, hidden_dim)
         else:
             h = self.encoder(x, batch.edge_index, edge_attr)

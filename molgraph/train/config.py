@@ -25,7 +25,7 @@ else:  # pragma: no cover
 
 __all__ = ["TrainConfig", "load_config_file", "resolve_config", "save_config"]
 
-MODEL_NAMES = ("dmpnn", "gin")
+MODEL_NAMES = ("dmpnn", "gin", "gcn")
 SPLITS = ("random", "scaffold", "balanced_scaffold", "stratified")
 NORM_NAMES = ("graph", "batch", "layer", "instance", "none")  # molgraph.nn.norm.NORMS
 MOLECULE_FEATURIZERS = ("rdkit_descriptors", "morgan", "morgan_count")
@@ -113,7 +113,7 @@ class TrainConfig:
         if self.norm is not None and self.norm not in NORM_NAMES:
             raise ValueError(f"norm must be one of {NORM_NAMES}, got {self.norm!r}")
         if self.norm is not None and self.model == "dmpnn":
-            raise ValueError("norm applies to the gin model; the D-MPNN has no normalization layers")
+            raise ValueError("norm applies to the gin and gcn models; the D-MPNN has no normalization layers")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]

@@ -1,0 +1,120 @@
+"""GCN with bond features, the molecule GCN of the OGB baselines (Hu et al. 2020, "Open Graph
+Benchmark", NeurIPS 2020) on which Cai et al. 2021 compare GraphNorm with BatchNorm.
+
+Kipf & Welling's propagation ``D^-1/2 (A + I) D^-1/2 H W`` with the bond features entering the
+messages. For atom ``v`` with ``d_v`` = in-degree + 1 (the self loop)::
+
+    m_uv  = relu(W h_u + lin_e(e_uv)) / sqrt(d_u d_v)              over bonds u -> v
+    h'_v  = sum_u m_uv + relu(W h_v + r) / d_v                      (r: learned self-loop embedding)
+
+The self loop carries no bond, so it gets its own learned vector ``r``.
+"""
+
+from __future__ import annotations
+
+import torch
+from torch import Tensor, nn
+from torch_geometric.nn import MessagePassing
+from torch_geometric.utils import degree
+
+from molgraph.nn.ffn import get_activation
+from molgraph.nn.norm import NORMS, make_norm
+
+__all__ = ["BondGCNConv", "GCNEncoder"]
+
+
+class BondGCNConv(MessagePassing):
+    """One GCN propagation with bond features in the messages (see the module docstring).
+
+    Args:
+        channels: input and output width ``d``.
+        edge_dim: bond feature width (projected to ``d`` by a Linear).
+    """
+
+    def __init__(self, channels: int, edge_dim: int):
+        super().__init__(aggr="add")
+        self.channels = int(channels)
+        self.lin = nn.Linear(channels, channels)
+        self.edge_lin = nn.Linear(edge_dim, channels)
+        self.root = nn.Parameter(torch.empty(1, channels))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        self.edge_lin.reset_parameters()
+        nn.init.zeros_(self.root)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        """``(N, d), (2, E), (E, edge_dim) -> (N, d)``."""
+        h = self.lin(x)
+        src, dst = edge_index
+        deg = degree(dst, h.size(0), dtype=h.dtype) + 1.0
+        inv_sqrt = deg.rsqrt()
+        weight = inv_sqrt[src] * inv_sqrt[dst]
+        out = self.propagate(edge_index, x=h, edge_attr=self.edge_lin(edge_attr), weight=weight)
+        return out + torch.relu(h + self.root) / deg.unsqueeze(1)
+
+    def message(self, x_j: Tensor, edge_attr: Tensor, weight: Tensor) -> Tensor:
+        return weight.unsqueeze(1) * torch.relu(x_j + edge_attr)
+
+
+class GCNEncoder(nn.Module):
+    """Stack of :class:`BondGCNConv`: atom and bond features -> ``(N, hidden_dim)``.
+
+    ``Linear(atom_dim, hidden_dim)``, then per layer ``h = dropout(act(Norm(conv(h))))`` (the
+    norm after the linear map of the convolution, before the activation; no activation after the
+    last layer, as in the OGB baseline), ``+ h_in`` if ``residual``.
+
+    Args:
+        atom_dim, bond_dim: input feature widths (float input).
+        hidden_dim: embedding width.
+        depth: number of layers (>= 1).
+        dropout: dropout probability after each layer.
+        norm: ``"graph" | "batch" | "layer" | "instance" | "none"`` (:mod:`molgraph.nn.norm`).
+        activation: activation name.
+        residual: add each layer's input to its output.
+    """
+
+    def __init__(self, atom_dim: int, bond_dim: int, hidden_dim: int = 300, depth: int = 5, dropout: float = 0.0,
+                 norm: str = "batch", activation: str = "relu", residual: bool = False):
+        super().__init__()
+        if depth < 1:
+            raise ValueError(f"depth must be >= 1, got {depth}")
+        if norm not in NORMS:
+            raise ValueError(f"unknown norm {norm!r}; choose one of {list(NORMS)}")
+        self.atom_dim, self.bond_dim = int(atom_dim), int(bond_dim)
+        self.hidden_dim, self.depth, self.norm = int(hidden_dim), int(depth), norm
+        self.residual = bool(residual)
+        self.input = nn.Linear(self.atom_dim, self.hidden_dim)
+        self.convs = nn.ModuleList(BondGCNConv(self.hidden_dim, self.bond_dim) for _ in range(self.depth))
+        self.norms = nn.ModuleList(make_norm(norm, self.hidden_dim) for _ in range(self.depth))
+        self.act = get_activation(activation)
+        self.dropout = nn.Dropout(dropout)
+
+    @property
+    def output_dim(self) -> int:
+        return self.hidden_dim
+
+    def reset_parameters(self) -> None:
+        self.input.reset_parameters()
+        for conv, norm in zip(self.convs, self.norms):
+            conv.reset_parameters()
+            norm.reset_parameters()
+        if hasattr(self.act, "reset_parameters"):
+            self.act.reset_parameters()
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None,
+                batch_size: int | None = None) -> Tensor:
+        """Atom embeddings ``(N, hidden_dim)``; ``batch``/``batch_size`` as in :class:`GINEEncoder`."""
+        h = self.input(x)
+        for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
+            out = norm(conv(h, edge_index, edge_attr), batch, batch_size)
+            if i < self.depth - 1:
+                out = self.act(out)
+            out = self.dropout(out)
+            h = out + h if self.residual else out
+        return h
+
+    def extra_repr(self) -> str:
+        return (f"atom_dim={self.atom_dim}, bond_dim={self.bond_dim}, hidden_dim={self.hidden_dim}, "
+                f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}")
