@@ -88,7 +88,8 @@ class _GraphNormFunction(torch.autograd.Function):
     @staticmethod
     def forward(ctx: Any, x: Tensor, batch: Tensor, batch_size: int, weight: Tensor, bias: Tensor,
                 mean_scale: Tensor, eps: float, scratch: _Scratch | None) -> Tensor:
-        counts = torch.bincount(batch, minlength=batch_size).clamp_(min=1).to(x.dtype).unsqueeze(1)
+        # a scatter of ones, not bincount: bincount reads batch.max() back to the host on a GPU
+        counts = x.new_zeros(batch_size).index_add_(0, batch, x.new_ones(batch.numel())).clamp_(min=1).unsqueeze(1)
         inv_counts = counts.reciprocal()
         mean = _graph_sum(x, batch, batch_size) * inv_counts  # (B, F)
         shift = mean * mean_scale  # (B, F)
