@@ -14,6 +14,7 @@ from molgraph.data.registry import dataset_path
 from molgraph.models.ngram import NGramGraph, NGramGraphConfig
 from molgraph.train.checkpoint import load_model_file
 from molgraph.train.config import TrainConfig
+from molgraph.train.learned_features import NGRAM_MAX_STEPS
 from molgraph.train.predict import Predictor
 from molgraph.train.runner import run_training
 
@@ -45,11 +46,11 @@ def test_ngram_fitted_on_training_split_only_and_kept_in_model_file(tmp_path, es
     state = mf["learned"]["ngram"]
     smiles = pd.read_csv(esol64)["smiles"].tolist()
     # the same seeded fit on the 48 training molecules gives the same W: val/test played no part
-    ref = NGramGraph(NGramGraphConfig(seed=0)).fit(smiles[:48])
+    ref = NGramGraph(NGramGraphConfig(seed=0, max_steps=NGRAM_MAX_STEPS)).fit(smiles[:48])
     np.testing.assert_array_equal(state["W"].numpy(), ref.W)
     assert state["fit_info"]["n_molecules"] == 48
     # fitted on all 64, W differs: the check above can tell the two apart
-    assert not np.allclose(NGramGraph(NGramGraphConfig(seed=0)).fit(smiles).W, ref.W)
+    assert not np.allclose(NGramGraph(NGramGraphConfig(seed=0, max_steps=NGRAM_MAX_STEPS)).fit(smiles).W, ref.W)
     # the model file alone predicts what the run wrote for its test molecules
     preds = pd.read_csv(tmp_path / "run" / "test_predictions.csv")
     mean, _, kept, rejects = Predictor.load(res.model_path).predict_smiles(preds["smiles"].tolist())
