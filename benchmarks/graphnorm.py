@@ -304,7 +304,7 @@ HIV_PAPER = {("gcn", "graph"): 0.7883, ("gin", "graph"): 0.7773}  # Cai et al. 2
 
 def _hiv_job(job: tuple) -> dict[str, Any]:
     """One trainer run on HIV (a process of its own, one torch thread)."""
-    model, norm, seed, setting, data_root, workdir = job
+    model, norm, seed, setting, data_root, workdir, accelerator = job
     import torch
 
     torch.set_num_threads(1)
@@ -316,7 +316,7 @@ def _hiv_job(job: tuple) -> dict[str, Any]:
         dataset="hiv", data_root=data_root, featurizer="ogb", split="scaffold", split_sizes=[0.8, 0.1, 0.1],
         model=model, norm=norm, depth=5, hidden_dim=setting["hidden_dim"], dropout=setting["dropout"],
         batch_size=setting["batch_size"], epochs=setting["epochs"], schedule="constant", max_lr=1e-3,
-        monitor="val_roc_auc", metrics=["roc_auc", "prc_auc"], seed=seed, data_seed=seed, accelerator="cpu",
+        monitor="val_roc_auc", metrics=["roc_auc", "prc_auc"], seed=seed, data_seed=seed, accelerator=accelerator,
         progress=False, output_dir=str(run_dir),
     )
     t0 = time.perf_counter()
@@ -335,12 +335,13 @@ def run_hiv(args: argparse.Namespace, pool: ProcessPoolExecutor) -> dict[str, An
         if value is not None:
             setting[key] = value
     workdir = Path(args.hiv_workdir or tempfile.mkdtemp(prefix="graphnorm_hiv_"))
-    jobs = [(m, n, s, setting, args.data_root, str(workdir)) for m in args.hiv_models for n in args.hiv_norms
+    jobs = [(m, n, s, setting, args.data_root, str(workdir), args.hiv_accelerator) for m in args.hiv_models
+            for n in args.hiv_norms
             for s in setting["seeds"]]
     runs = list(pool.map(_hiv_job, jobs))
     out: dict[str, Any] = {"setting": args.hiv_setting, **{k: v for k, v in setting.items()},
                            "split": "scaffold 0.8/0.1/0.1 (deterministic, largest scaffold sets to train)",
-                           "featurizer": "ogb", "depth": 5, "optimizer": "Adam, constant lr 1e-3",
+                           "featurizer": "ogb", "depth": 5, "accelerator": args.hiv_accelerator, "optimizer": "Adam, constant lr 1e-3",
                            "selection": "epoch with the best validation ROC-AUC", "runs": runs, "models": {}}
     for m in args.hiv_models:
         for n in args.hiv_norms:
@@ -415,6 +416,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hiv-seeds", type=int, nargs="+", default=None)
     ap.add_argument("--hiv-models", nargs="+", default=["gin", "gcn"], choices=("gin", "gcn"))
     ap.add_argument("--hiv-norms", nargs="+", default=["graph", "batch"], choices=NORMS)
+    ap.add_argument("--hiv-accelerator", default="cpu", help="trainer accelerator for the HIV runs (cpu, gpu, auto)")
     ap.add_argument("--hiv-workdir", default=None, help="where the HIV run folders go (default: a temp folder)")
     ap.add_argument("--jobs", type=int, default=2, help="training processes at once (one torch thread each)")
     ap.add_argument("--data-root", default=None, help="data root for the non-bundled sets (default $MOLGRAPH_DATA)")
