@@ -65,6 +65,15 @@ class _Scratch:
         self._bufs = [None, None]
 
 
+def _shifted(x: Tensor, shift: Tensor, batch: Tensor, scratch: _Scratch | None) -> tuple[Tensor, Tensor]:
+    """``x - shift[batch]`` and a second ``(N, F)`` work buffer (both from ``scratch`` if given)."""
+    if scratch is None:
+        shifted, work = torch.index_select(shift, 0, batch), torch.empty_like(x)
+    else:
+        shifted, work = torch.index_select(shift, 0, batch, out=scratch.get(0, x)), scratch.get(1, x)
+    return torch.sub(x, shifted, out=shifted), work
+
+
 class _GraphNormFunction(torch.autograd.Function):
     """GraphNorm forward and a hand-derived backward.
 
@@ -93,13 +102,7 @@ class _GraphNormFunction(torch.autograd.Function):
         inv_counts = counts.reciprocal()
         mean = _graph_sum(x, batch, batch_size) * inv_counts  # (B, F)
         shift = mean * mean_scale  # (B, F)
-        if scratch is None:
-            shifted = torch.index_select(shift, 0, batch)
-            sq = torch.empty_like(x)
-        else:
-            shifted = torch.index_select(shift, 0, batch, out=scratch.get(0, x))
-            sq = scratch.get(1, x)
-        torch.sub(x, shifted, out=shifted)
+        shifted, sq = _shifted(x, shift, batch, scratch)
         torch.mul(shifted, shifted, out=sq)
         var = _graph_sum(sq, batch, batch_size) * inv_counts
         rstd = torch.rsqrt(var + eps)  # (B, F)
@@ -115,13 +118,7 @@ class _GraphNormFunction(torch.autograd.Function):
         x, batch, shift, mean, rstd, counts, inv_counts, weight, mean_scale = ctx.saved_tensors
         b, scratch = ctx.batch_size, ctx.scratch
         grad = grad.contiguous()
-        if scratch is None:
-            shifted = torch.index_select(shift, 0, batch)
-            tmp = torch.empty_like(x)
-        else:
-            shifted = torch.index_select(shift, 0, batch, out=scratch.get(0, x))
-            tmp = scratch.get(1, x)
-        torch.sub(x, shifted, out=shifted)
+        shifted, tmp = _shifted(x, shift, batch, scratch)
         torch.mul(grad, shifted, out=tmp)
         p = _graph_sum(tmp, batch, b)  # (B, F)
         g_sum = _graph_sum(grad, batch, b)  # (B, F)

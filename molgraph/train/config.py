@@ -17,6 +17,7 @@ from typing import Any, Mapping
 import tomli_w
 
 from molgraph.data.sources import atomic_output
+from molgraph.train.learned_features import check_learned_name, is_learned
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -118,9 +119,7 @@ class TrainConfig:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]
         for name in self.molecule_featurizers:
-            if name == "ngram" or name.startswith("ngram:"):
-                from molgraph.train.learned_features import check_learned_name
-
+            if is_learned(name):
                 check_learned_name(name)
             elif name not in MOLECULE_FEATURIZERS:
                 raise ValueError(f"unknown molecule featurizer {name!r}; choose from {MOLECULE_FEATURIZERS}, "
