@@ -28,11 +28,15 @@ def _randomize(norm: torch.nn.Module, seed: int) -> None:
             p.copy_(torch.rand(p.shape, generator=g) * 2 - 0.5)
 
 
+KERNELS = ["torch", "numba"]  # the scatter/gather path and the fused CPU kernels
+
+
+@pytest.mark.parametrize("kernel", KERNELS)
 @pytest.mark.parametrize("seed", range(5))
 @pytest.mark.parametrize("eps", [1e-5, 1e-6])
-def test_equals_pyg_graphnorm(seed, eps):
+def test_equals_pyg_graphnorm(seed, eps, kernel):
     x, batch = _random_batch(seed)
-    ours, theirs = GraphNorm(x.shape[1], eps=eps), PyGGraphNorm(x.shape[1], eps=eps)
+    ours, theirs = GraphNorm(x.shape[1], eps=eps, kernel=kernel), PyGGraphNorm(x.shape[1], eps=eps)
     _randomize(ours, seed)
     theirs.load_state_dict(ours.state_dict())  # same parameter names: weight, bias, mean_scale
     num_graphs = int(batch.max()) + 1
@@ -44,10 +48,13 @@ def test_equals_pyg_graphnorm(seed, eps):
     ours(xa, batch, num_graphs).pow(2).sum().backward()
     theirs(xb, batch, num_graphs).pow(2).sum().backward()
     torch.testing.assert_close(xa.grad, xb.grad)
+    for p_ours, p_theirs in zip(ours.parameters(), theirs.parameters()):
+        torch.testing.assert_close(p_ours.grad, p_theirs.grad)
 
 
-def test_defaults_and_exact_small_case():
-    norm = GraphNorm(2)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_defaults_and_exact_small_case(kernel):
+    norm = GraphNorm(2, kernel=kernel)
     assert norm.eps == 1e-5
     assert torch.equal(norm.weight, torch.ones(2)) and torch.equal(norm.bias, torch.zeros(2))
     assert torch.equal(norm.mean_scale, torch.ones(2))
@@ -78,9 +85,11 @@ def test_per_graph_statistics_without_shift_learning():
             torch.testing.assert_close(rows.var(0, unbiased=False), torch.ones(x.shape[1]), atol=1e-3, rtol=0)
 
 
-def test_invariant_to_graph_order_and_node_permutation():
+@pytest.mark.parametrize("kernel", ["auto", "torch"])
+def test_invariant_to_graph_order_and_node_permutation(kernel):
+    # with "auto" the sorted batch takes the fused kernels and the permuted ones the scatter path
     x, batch = _random_batch(4)
-    norm = GraphNorm(x.shape[1])
+    norm = GraphNorm(x.shape[1], kernel=kernel)
     _randomize(norm, 4)
     num_graphs = int(batch.max()) + 1
     out = norm(x, batch, num_graphs)
@@ -92,8 +101,9 @@ def test_invariant_to_graph_order_and_node_permutation():
     torch.testing.assert_close(norm(x, relabel[batch], num_graphs), out)
 
 
-def test_single_node_graphs_and_constant_features_stay_finite():
-    norm = GraphNorm(3)
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_single_node_graphs_and_constant_features_stay_finite(kernel):
+    norm = GraphNorm(3, kernel=kernel)
     _randomize(norm, 0)
     x = torch.tensor([[1e3, -2.0, 0.0], [5.0, 5.0, 5.0], [5.0, 5.0, 5.0]])
     out = norm(x, torch.tensor([0, 1, 1]), 2)
@@ -180,21 +190,22 @@ def test_hand_written_backward_passes_gradcheck(with_scratch):
         (x, norm.weight, norm.bias, norm.mean_scale))
 
 
-def test_scratch_buffers_do_not_leak_between_calls():
+@pytest.mark.parametrize("kernel", KERNELS)
+def test_scratch_buffers_do_not_leak_between_calls(kernel):
     # two layers sharing nothing, and one layer called twice before one backward: the reused work
     # buffers must not corrupt the saved state of an earlier call
     torch.manual_seed(3)
     x, batch = _random_batch(3, num_graphs=5, channels=4)
-    norm = GraphNorm(4)
+    norm = GraphNorm(4, kernel=kernel)
     _randomize(norm, 3)
     x1 = x.clone().requires_grad_()
     x2 = (2.0 * x + 1.0).detach().requires_grad_()
     (norm(x1, batch, 5).pow(2).sum() + norm(x2, batch, 5).pow(3).sum()).backward()
-    ref = GraphNorm(4)
+    ref = GraphNorm(4, kernel=kernel)
     ref.load_state_dict(norm.state_dict())
     r1, r2 = x.clone().requires_grad_(), (2.0 * x + 1.0).detach().requires_grad_()
     ref(r1, batch, 5).pow(2).sum().backward()
-    ref2 = GraphNorm(4)
+    ref2 = GraphNorm(4, kernel=kernel)
     ref2.load_state_dict(norm.state_dict())
     ref2(r2, batch, 5).pow(3).sum().backward()
     torch.testing.assert_close(x1.grad, r1.grad)
@@ -209,3 +220,49 @@ def _apply(norm: GraphNorm, x, weight, bias, mean_scale, batch, scratch=None):
     from molgraph.nn.norm import _GraphNormFunction
 
     return _GraphNormFunction.apply(x, batch, int(batch.max()) + 1, weight, bias, mean_scale, norm.eps, scratch)
+
+
+def test_fused_kernel_passes_gradcheck_with_empty_and_single_node_graphs():
+    from molgraph.nn.graphnorm_cpu import GraphNormCPUFunction, segment_ptr
+
+    g = torch.Generator().manual_seed(11)
+    batch = torch.tensor([0, 0, 0, 2, 3, 3, 3, 3, 5, 5])  # graphs 1 and 4 empty, graph 2 one node
+    x = (torch.randn(10, 3, generator=g, dtype=torch.float64) * 2 + 1).requires_grad_()
+    norm = GraphNorm(3).double()
+    _randomize(norm, 11)
+    ptr = segment_ptr(batch, 6)
+    assert ptr.tolist() == [0, 3, 3, 4, 8, 8, 10]
+    assert torch.autograd.gradcheck(
+        lambda x_, w, b, a: GraphNormCPUFunction.apply(x_, ptr, w, b, a, norm.eps),
+        (x, norm.weight, norm.bias, norm.mean_scale))
+
+
+def test_auto_kernel_takes_the_fused_path_only_where_it_applies():
+    x, batch = _random_batch(8)
+    b = int(batch.max()) + 1
+    norm = GraphNorm(x.shape[1])
+    assert norm.kernel == "auto"
+    x = x.requires_grad_()
+    assert type(norm(x, batch, b).grad_fn).__name__ == "GraphNormCPUFunctionBackward"
+    perm = torch.randperm(x.shape[0], generator=torch.Generator().manual_seed(0))
+    assert type(norm(x[perm], batch[perm], b).grad_fn).__name__ == "_GraphNormFunctionBackward"
+    # the explicit kernel says why it cannot run instead of falling back
+    with pytest.raises(ValueError, match="not sorted by graph"):
+        GraphNorm(x.shape[1], kernel="numba")(x[perm], batch[perm], b)
+    with pytest.raises(ValueError, match="float32 or float64"):
+        GraphNorm(x.shape[1], kernel="numba")(x.double(), batch, b)
+    with pytest.raises(ValueError, match="graph index 5, outside"):
+        GraphNorm(x.shape[1], kernel="numba")(x, batch, 5)
+    with pytest.raises(ValueError, match="unknown GraphNorm kernel 'cuda'"):
+        GraphNorm(4, kernel="cuda")
+
+
+def test_fused_kernel_keeps_precision_on_offset_features():
+    # a large common offset: the per-graph sums accumulate in float64, so float32 inputs lose
+    # nothing against a float64 reference (a one-pass E[x^2] - E[x]^2 would lose the variance)
+    g = torch.Generator().manual_seed(2)
+    batch = torch.repeat_interleave(torch.arange(4), torch.tensor([5, 9, 2, 7]))
+    x64 = torch.randn(23, 6, generator=g, dtype=torch.float64) + 1e3
+    ref = GraphNorm(6, kernel="torch").double()(x64, batch, 4)
+    out = GraphNorm(6, kernel="numba")(x64.float(), batch, 4)
+    torch.testing.assert_close(out.double(), ref, atol=2e-3, rtol=0)
