@@ -37,100 +37,114 @@ def available() -> bool:
     return importlib.util.find_spec("numba") is not None
 
 
+# The three kernels below are plain Python that numba compiles (see _kernels); arrays are numpy
+# views of the tensors. x, out, grad, dx: (N, F); mean, rstd, p_out, g_out, q_out: (B, F); ptr:
+# (B + 1,) int64; weight, bias, alpha and the work rows shift, scale, ca, cb, cc: (F,).
+
+
+def _segment_ptr_py(batch, num_graphs, ptr):  # pragma: no cover - compiled by numba
+    """0: ``batch`` sorted and in range (``ptr`` filled); 1: not sorted; 2: an index outside [0, B)."""
+    n = batch.shape[0]
+    ptr[0] = 0
+    g = 0
+    prev = 0
+    for i in range(n):
+        b = batch[i]
+        if b < 0 or b >= num_graphs:
+            return 2
+        if b < prev:
+            return 1
+        while g < b:
+            g += 1
+            ptr[g] = i
+        prev = b
+    while g < num_graphs:
+        g += 1
+        ptr[g] = n
+    return 0
+
+
+def _forward_py(x, ptr, weight, bias, alpha, eps, out, mean, rstd, shift, scale):  # pragma: no cover
+    """``out`` and the per-graph ``mean`` and ``rstd = (var + eps)^-1/2``, graph block by graph block."""
+    num_graphs = ptr.shape[0] - 1
+    f = x.shape[1]
+    acc = np.empty(f, dtype=np.float64)
+    for g in range(num_graphs):
+        start, end = ptr[g], ptr[g + 1]
+        inv_n = 1.0 / max(end - start, 1)
+        acc[:] = 0.0
+        for i in range(start, end):
+            for j in range(f):
+                acc[j] += x[i, j]
+        for j in range(f):
+            mean[g, j] = acc[j] * inv_n
+            shift[j] = alpha[j] * mean[g, j]
+            acc[j] = 0.0
+        for i in range(start, end):
+            for j in range(f):
+                d = x[i, j] - shift[j]
+                acc[j] += d * d
+        for j in range(f):
+            rstd[g, j] = 1.0 / math.sqrt(acc[j] * inv_n + eps)
+            scale[j] = weight[j] * rstd[g, j]
+        for i in range(start, end):
+            for j in range(f):
+                out[i, j] = (x[i, j] - shift[j]) * scale[j] + bias[j]
+
+
+def _backward_py(grad, x, ptr, weight, alpha, mean, rstd, dx, p_out, g_out, q_out,
+                 shift, ca, cb, cc):  # pragma: no cover
+    """``dx`` and the per-graph sums ``P``, ``G``, ``Q`` the parameter gradients are made of."""
+    num_graphs = ptr.shape[0] - 1
+    f = x.shape[1]
+    p_acc = np.empty(f, dtype=np.float64)
+    g_acc = np.empty(f, dtype=np.float64)
+    for g in range(num_graphs):
+        start, end = ptr[g], ptr[g + 1]
+        n = end - start
+        inv_n = 1.0 / max(n, 1)
+        for j in range(f):
+            shift[j] = alpha[j] * mean[g, j]
+            p_acc[j] = 0.0
+            g_acc[j] = 0.0
+        for i in range(start, end):
+            for j in range(f):
+                gij = grad[i, j]
+                g_acc[j] += gij
+                p_acc[j] += gij * (x[i, j] - shift[j])
+        for j in range(f):
+            r = float(rstd[g, j])
+            a = weight[j] * r
+            b = -a * r * r * p_acc[j] * inv_n
+            q = a * g_acc[j] + b * n * mean[g, j] * (1.0 - alpha[j])
+            ca[j] = a
+            cb[j] = b
+            cc[j] = alpha[j] * q * inv_n
+            p_out[g, j] = p_acc[j]
+            g_out[g, j] = g_acc[j]
+            q_out[g, j] = q
+        for i in range(start, end):
+            for j in range(f):
+                dx[i, j] = ca[j] * grad[i, j] + cb[j] * (x[i, j] - shift[j]) - cc[j]
+
+
 def _kernels() -> dict[str, Any]:
-    """Compile (or load from numba's cache) the kernels once per process."""
+    """Compile the kernels once per process (or load them from numba's on-disk cache)."""
     global _KERNELS
     if _KERNELS is None:
         from numba import njit
 
-        jit = njit(cache=True, nogil=True)
-
-        @jit
-        def segment_ptr(batch, num_graphs, ptr):  # pragma: no cover - compiled by numba
-            # 0: sorted and in range (ptr filled); 1: not sorted; 2: an index < 0 or >= num_graphs
-            n = batch.shape[0]
-            ptr[0] = 0
-            g = 0
-            prev = 0
-            for i in range(n):
-                b = batch[i]
-                if b < 0 or b >= num_graphs:
-                    return 2
-                if b < prev:
-                    return 1
-                while g < b:
-                    g += 1
-                    ptr[g] = i
-                prev = b
-            while g < num_graphs:
-                g += 1
-                ptr[g] = n
-            return 0
-
-        @jit
-        def forward(x, ptr, weight, bias, alpha, eps, out, mean, rstd, shift, scale):  # pragma: no cover
-            num_graphs = ptr.shape[0] - 1
-            f = x.shape[1]
-            acc = np.empty(f, dtype=np.float64)
-            for g in range(num_graphs):
-                start, end = ptr[g], ptr[g + 1]
-                inv_n = 1.0 / max(end - start, 1)
-                acc[:] = 0.0
-                for i in range(start, end):
-                    for j in range(f):
-                        acc[j] += x[i, j]
-                for j in range(f):
-                    mean[g, j] = acc[j] * inv_n
-                    shift[j] = alpha[j] * mean[g, j]
-                    acc[j] = 0.0
-                for i in range(start, end):
-                    for j in range(f):
-                        d = x[i, j] - shift[j]
-                        acc[j] += d * d
-                for j in range(f):
-                    rstd[g, j] = 1.0 / math.sqrt(acc[j] * inv_n + eps)
-                    scale[j] = weight[j] * rstd[g, j]
-                for i in range(start, end):
-                    for j in range(f):
-                        out[i, j] = (x[i, j] - shift[j]) * scale[j] + bias[j]
-
-        @jit
-        def backward(grad, x, ptr, weight, alpha, mean, rstd, dx, p_out, g_out, q_out,
-                     shift, ca, cb, cc):  # pragma: no cover
-            num_graphs = ptr.shape[0] - 1
-            f = x.shape[1]
-            p_acc = np.empty(f, dtype=np.float64)
-            g_acc = np.empty(f, dtype=np.float64)
-            for g in range(num_graphs):
-                start, end = ptr[g], ptr[g + 1]
-                n = end - start
-                inv_n = 1.0 / max(n, 1)
-                for j in range(f):
-                    shift[j] = alpha[j] * mean[g, j]
-                    p_acc[j] = 0.0
-                    g_acc[j] = 0.0
-                for i in range(start, end):
-                    for j in range(f):
-                        gij = grad[i, j]
-                        g_acc[j] += gij
-                        p_acc[j] += gij * (x[i, j] - shift[j])
-                for j in range(f):
-                    r = float(rstd[g, j])
-                    a = weight[j] * r
-                    b = -a * r * r * p_acc[j] * inv_n
-                    q = a * g_acc[j] + b * n * mean[g, j] * (1.0 - alpha[j])
-                    ca[j] = a
-                    cb[j] = b
-                    cc[j] = alpha[j] * q * inv_n
-                    p_out[g, j] = p_acc[j]
-                    g_out[g, j] = g_acc[j]
-                    q_out[g, j] = q
-                for i in range(start, end):
-                    for j in range(f):
-                        dx[i, j] = ca[j] * grad[i, j] + cb[j] * (x[i, j] - shift[j]) - cc[j]
-
-        _KERNELS = {"segment_ptr": segment_ptr, "forward": forward, "backward": backward}
+        try:
+            jit = njit(cache=True, nogil=True)
+            compiled = {name: jit(fn) for name, fn in _PY_KERNELS.items()}
+        except RuntimeError:  # no writable cache location (read-only install and home): compile each run
+            jit = njit(cache=False, nogil=True)
+            compiled = {name: jit(fn) for name, fn in _PY_KERNELS.items()}
+        _KERNELS = compiled
     return _KERNELS
+
+
+_PY_KERNELS = {"segment_ptr": _segment_ptr_py, "forward": _forward_py, "backward": _backward_py}
 
 
 def segment_ptr(batch: Tensor, batch_size: int) -> np.ndarray | None:
