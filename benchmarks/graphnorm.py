@@ -251,7 +251,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     import torch
     from torch_geometric.nn import GraphNorm as PyGGraphNorm
 
-    torch.set_num_threads(1)
+    torch.set_num_threads(args.speed_threads)
     from molgraph.data.loader import GraphBatcher, graph_loader
     from molgraph.data.tu import load_tu
     from molgraph.models.graph_classifier import GraphClassifier
@@ -297,7 +297,8 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
                      "graph_scatter_over_batch": med["graph_scatter"] / med["batch"],
                      "pyg_graph_over_batch": med["pyg_graph"] / med["batch"],
                      "goal_graph_over_batch": 1.3, "meets_goal": bool(med["graph"] / med["batch"] <= 1.3),
-                     "kernel": "graph: fused numba CPU kernels (kernel='auto'); graph_scatter: kernel='torch'"}
+                     "kernel": "graph: fused numba CPU kernels (kernel='auto'); graph_scatter: kernel='torch'",
+                     "torch_threads": args.speed_threads}
         print(f"speed {name}: ours/BN {out[name]['graph_over_batch']:.2f}, ours without fused kernels/BN "
               f"{out[name]['graph_scatter_over_batch']:.2f}, PyG/BN {out[name]['pyg_graph_over_batch']:.2f}",
               file=sys.stderr, flush=True)
@@ -421,6 +422,8 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--loss-threshold", type=float, default=0.5, help="fraction of ln(num_classes)")
     ap.add_argument("--speed-datasets", nargs="+", default=["proteins", "nci1"], choices=DATASETS)
     ap.add_argument("--speed-rounds", type=int, default=5)
+    ap.add_argument("--speed-threads", type=int, default=1,
+                    help="torch threads for the speed part (results of more than 1 go under speed_threads<N>)")
     ap.add_argument("--reference-settings", action=argparse.BooleanOptionalAction, default=True,
                     help="accuracy: the reference scripts' per-dataset settings (PROTEINS: weight decay 0.05, "
                          "learned eps)")
@@ -457,7 +460,8 @@ def main(argv: list[str] | None = None) -> int:
     results.setdefault("settings", {}).update(settings)
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         if "speed" in args.parts:
-            results.setdefault("speed", {}).update(run_speed(args))
+            key = "speed" if args.speed_threads == 1 else f"speed_threads{args.speed_threads}"
+            results.setdefault(key, {}).update(run_speed(args))
         if "convergence" in args.parts:
             results.setdefault("convergence", {}).update(run_convergence(args.datasets, args, pool))
         if "convergence" in results:
