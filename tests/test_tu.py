@@ -118,3 +118,25 @@ def test_graph_classifier_dropout_placement():
         m.eval()
         assert torch.equal(m(batch), m(batch))  # no dropout at evaluation
         assert GraphClassifier(**m.config).config == m.config
+
+
+def test_gin_eps_one_equals_gin_over_graphs_with_self_loops():
+    # the GraphNorm reference feeds GIN graphs with a self-loop on every node: that is eps = 1
+    from torch_geometric.data import Batch
+    from torch_geometric.utils import add_self_loops
+
+    ds = load_tu("mutag")
+    batch = Batch.from_data_list([ds[0], ds[5], ds[9]])
+    torch.manual_seed(0)
+    with_eps = GraphClassifier(in_dim=ds.num_features, num_classes=2, eps=1.0, dropout=0.0).eval()
+    plain = GraphClassifier(in_dim=ds.num_features, num_classes=2, dropout=0.0).eval()
+    plain.load_state_dict(with_eps.state_dict())
+    for conv in plain.encoder.convs:  # eps is a buffer of GINConv: the state dict carried the 1 over
+        assert float(conv.eps) == 1.0
+        conv.eps.fill_(0.0)
+    looped = batch.clone()
+    looped.edge_index, _ = add_self_loops(batch.edge_index, num_nodes=batch.num_nodes)
+    with torch.no_grad():
+        torch.testing.assert_close(with_eps(batch), plain(looped))
+        assert not torch.allclose(with_eps(batch), plain(batch))
+    assert GraphClassifier(**with_eps.config).config["eps"] == 1.0

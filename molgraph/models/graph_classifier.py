@@ -35,6 +35,8 @@ class GraphClassifier(nn.Module):
             pooled features instead); ``"features"``: on the pooled graph embedding.
         residual: residual connections after the first layer.
         train_eps: learn GIN's eps.
+        eps: GIN's eps (its initial value when learned); 1 is GIN over graphs with self-loops, the
+            reference's TU data.
     """
 
     def __init__(
@@ -50,6 +52,7 @@ class GraphClassifier(nn.Module):
         dropout_on: str = "logits",
         residual: bool = True,
         train_eps: bool = False,
+        eps: float = 0.0,
     ):
         super().__init__()
         if dropout_on not in ("logits", "features"):
@@ -60,11 +63,11 @@ class GraphClassifier(nn.Module):
             in_dim=int(in_dim), num_classes=int(num_classes), hidden_dim=int(hidden_dim),
             num_layers=int(num_layers), norm=str(norm), readout=str(readout), dropout=float(dropout),
             dropout_on=str(dropout_on),
-            residual=bool(residual), train_eps=bool(train_eps),
+            residual=bool(residual), train_eps=bool(train_eps), eps=float(eps),
         )
         c = self._config
         self.encoder = GINEncoder(c["in_dim"], c["hidden_dim"], c["num_layers"], norm=c["norm"],
-                                  residual=c["residual"], train_eps=c["train_eps"])
+                                  residual=c["residual"], train_eps=c["train_eps"], eps=c["eps"])
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.dropout = nn.Dropout(c["dropout"])
         self.head = nn.Linear(c["hidden_dim"], c["num_classes"])

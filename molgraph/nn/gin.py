@@ -32,8 +32,10 @@ class GINEncoder(nn.Module):
         num_layers: GIN layers (4 in those experiments: their "5 layers" count the input).
         norm: ``"graph" | "batch" | "layer" | "instance" | "none"`` (:mod:`molgraph.nn.norm`).
         activation: activation name.
-        train_eps: learn GIN's ``eps`` (initialized at 0; off in the GraphNorm TU code).
+        train_eps: learn GIN's ``eps`` (off in the GraphNorm TU code).
         residual: add each layer's input to its output for layers after the first.
+        eps: GIN's ``eps``, or its initial value when learned (default 0). ``eps=1`` is GIN with a
+            self-loop on every node, as in the GraphNorm reference's TU data (``--self_loop``).
     """
 
     def __init__(
@@ -45,6 +47,7 @@ class GINEncoder(nn.Module):
         activation: str = "relu",
         train_eps: bool = False,
         residual: bool = True,
+        eps: float = 0.0,
     ):
         super().__init__()
         if num_layers < 1:
@@ -60,7 +63,7 @@ class GINEncoder(nn.Module):
         for layer in range(self.num_layers):
             width_in = self.in_dim if layer == 0 else self.hidden_dim
             # the MLP is split at its norm: GINConv cannot pass the batch vector a per-graph norm needs
-            self.convs.append(GINConv(nn.Linear(width_in, self.hidden_dim), train_eps=train_eps))
+            self.convs.append(GINConv(nn.Linear(width_in, self.hidden_dim), eps=float(eps), train_eps=train_eps))
             self.mlp_norms.append(make_norm(norm, self.hidden_dim))
             self.mlp_out.append(nn.Linear(self.hidden_dim, self.hidden_dim))
             self.norms.append(make_norm(norm, self.hidden_dim))
