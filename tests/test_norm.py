@@ -266,3 +266,23 @@ def test_fused_kernel_keeps_precision_on_offset_features():
     ref = GraphNorm(6, kernel="torch").double()(x64, batch, 4)
     out = GraphNorm(6, kernel="numba")(x64.float(), batch, 4)
     torch.testing.assert_close(out.double(), ref, atol=2e-3, rtol=0)
+
+
+def test_graphnorm_on_the_last_layer_needs_the_residual_stream():
+    # GraphNorm (alpha = 1 at initialization) centres every molecule's last-layer features; the GCN
+    # block has no activation after its last layer, so a mean readout gives the same embedding for
+    # every molecule unless a residual stream carries the molecule through: why the trainer turns
+    # residual on with per-graph norms
+    preset = "gcn"
+    fz = MolGraphFeaturizer.multihot()
+    batch = Batch.from_data_list([fz(s) for s in ["CCO", "c1ccccc1O", "CC(=O)N", "CCCCCl"]])
+    pooled = {}
+    for residual in (False, True):
+        torch.manual_seed(0)
+        model = build_model(preset, num_tasks=1, atom_dim=fz.atom_dim, bond_dim=fz.bond_dim, norm="graph",
+                            hidden_dim=16, depth=3, residual=residual).eval()
+        assert model.config["residual"] is residual
+        with torch.no_grad():
+            pooled[residual] = model.embed(batch)
+    spread = {r: float((p - p.mean(0)).abs().max()) for r, p in pooled.items()}
+    assert spread[False] < 1e-5 < 0.01 < spread[True]

@@ -301,4 +301,23 @@ def test_cli_gcn_with_graphnorm(tmp_path, tiny_csv):
     assert rc == 0
     payload = load_model_file(run / "model.pt")
     assert payload["model_config"]["encoder"] == "gcn" and payload["model_config"]["norm"] == "graph"
+    assert payload["model_config"]["residual"] is True  # on by default with a per-graph norm
     assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved
+
+
+@pytest.mark.parametrize(("model", "norm", "flag", "expected"), [
+    ("gcn", "graph", None, True), ("gin", "instance", None, True), ("gin", "batch", None, False),
+    ("gcn", None, None, False), ("gcn", "graph", False, False), ("gin", "batch", True, True)])
+def test_residual_default_follows_the_norm(model, norm, flag, expected):
+    from molgraph.train.config import TrainConfig
+    from molgraph.train.runner import residual_for
+
+    cfg = TrainConfig(dataset="esol", model=model, norm=norm, residual=flag, output_dir="run").validate()
+    assert residual_for(cfg) is expected
+
+
+def test_residual_is_refused_for_the_dmpnn():
+    from molgraph.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="residual applies to the gin and gcn models"):
+        TrainConfig(dataset="esol", model="dmpnn", residual=True, output_dir="run").validate()

@@ -70,6 +70,11 @@ class PropertyModel(nn.Module):
         norm: GINE's and GCN's normalization, ``"graph" | "batch" | "layer" | "instance" | "none"``
             (:mod:`molgraph.nn.norm`; ``None``: from ``batch_norm``; ignored by D-MPNN).
         activation: activation name everywhere.
+        residual: GINE/GCN add each layer's input to its output (ignored by D-MPNN). The GraphNorm
+            reference's molecule GCN/GIN have it; with a per-graph norm (``graph``/``instance``) on
+            the last layer and a mean readout it is what keeps molecules apart: without it the
+            GCN's pooled embedding starts out the same for every molecule (tested), GINE's carries
+            only the shape of each feature's distribution after the ReLU.
     """
 
     def __init__(
@@ -91,6 +96,7 @@ class PropertyModel(nn.Module):
         batch_norm: bool = True,
         activation: str = "relu",
         norm: str | None = None,
+        residual: bool = False,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -117,6 +123,7 @@ class PropertyModel(nn.Module):
             "batch_norm": bool(batch_norm),
             "activation": str(activation),
             "norm": None if norm is None else str(norm),
+            "residual": bool(residual),
         }
         c = self._config
 
@@ -142,11 +149,12 @@ class PropertyModel(nn.Module):
             self.encoder = GCNEncoder(
                 atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
                 norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
+                residual=c["residual"],
             )
         else:
             self.encoder = GINEEncoder(
                 atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
-                batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"],
+                batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
             )
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(

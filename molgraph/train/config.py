@@ -68,6 +68,9 @@ class TrainConfig:
     ffn_layers: int = 1
     batch_norm: bool | None = None
     norm: str | None = None  # GIN's normalization: graph | batch | layer | instance | none
+    # residual connections in gin/gcn; None: on for the per-graph norms (graph, instance), as in the
+    # GraphNorm reference, off otherwise (the OGB baselines)
+    residual: bool | None = None
     # optimisation
     seed: int = 0
     epochs: int = 50
@@ -115,6 +118,8 @@ class TrainConfig:
             raise ValueError(f"norm must be one of {NORM_NAMES}, got {self.norm!r}")
         if self.norm is not None and self.model == "dmpnn":
             raise ValueError("norm applies to the gin and gcn models; the D-MPNN has no normalization layers")
+        if self.residual is not None and self.model == "dmpnn":
+            raise ValueError("residual applies to the gin and gcn models, not the D-MPNN")
         if self.split not in SPLITS:
             raise ValueError(f"split must be one of {SPLITS}, got {self.split!r}")
         self.molecule_featurizers = [MOLECULE_FEATURIZER_ALIASES.get(n, n) for n in self.molecule_featurizers]

@@ -89,6 +89,18 @@ def is_global_zero_process() -> bool:
     return True
 
 
+def residual_for(config: TrainConfig) -> bool:
+    """Residual connections of gin/gcn: ``config.residual``, or by default on for the per-graph norms.
+
+    A per-graph norm on the last layer removes each molecule's mean, so a mean readout needs the
+    residual stream to tell molecules apart (the GraphNorm reference's molecule models have it);
+    with batch norm or none the default stays off, as in the OGB baselines.
+    """
+    if config.residual is not None:
+        return bool(config.residual)
+    return config.norm in ("graph", "instance")
+
+
 def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) -> dict[str, Any]:
     """Constructor kwargs of the network: preset, then the settings that were given."""
     preset = dict(MODEL_PRESETS[config.model])
@@ -108,6 +120,8 @@ def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) ->
         value = getattr(config, key)
         if value is not None:
             preset[key] = value
+    if preset["encoder"] in ("gine", "gcn"):
+        preset["residual"] = residual_for(config)
     if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
         preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
     return PropertyModel(**preset).config  # normalized, JSON-able
