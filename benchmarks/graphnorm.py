@@ -406,7 +406,7 @@ def _tables(results: dict[str, Any]) -> str:
             cells = [f"{e['norms'][k]['epochs_to_threshold_mean']:.1f}" if k in e["norms"] else "-" for k in norms]
             lines.append(f"| {n} | {e['epochs']} | {e['loss_threshold']:.3f} | " + " | ".join(cells)
                          + f" | {'yes' if e['graph_faster_than_batch'] else 'no'} ({e['decided_by']}) |")
-    for key, hiv in sorted((k, v) for k, v in results.items() if k.startswith("hiv_")):
+    for key, hiv in sorted((k, v) for k, v in results.items() if k.startswith("hiv_") and isinstance(v, dict)):
         lines += ["", f"| HIV scaffold ({hiv['setting']}: hidden {hiv['hidden_dim']}, {hiv['epochs']} epochs, "
                   f"batch {hiv['batch_size']}) | test ROC-AUC | seeds | paper (ogbg-molhiv) |", "|---|---|---|---|"]
         for name, e in hiv["models"].items():
