@@ -18,6 +18,7 @@ numba compiles each kernel on first use (about a second per dtype; cached on dis
 
 from __future__ import annotations
 
+import functools
 import importlib.util
 import math
 from typing import Any
@@ -32,8 +33,12 @@ __all__ = ["available", "segment_ptr", "GraphNormCPUFunction"]
 _KERNELS: dict[str, Any] | None = None
 
 
+@functools.cache
 def available() -> bool:
-    """Whether numba can be imported (the kernels compile lazily on first call)."""
+    """Whether numba can be imported (the kernels compile lazily on first call).
+
+    Cached: every GraphNorm call asks, and without numba the look-up would search the path each time.
+    """
     return importlib.util.find_spec("numba") is not None
 
 
@@ -135,12 +140,9 @@ def _kernels() -> dict[str, Any]:
         from numba import njit
 
         try:
-            jit = njit(cache=True, nogil=True)
-            compiled = {name: jit(fn) for name, fn in _PY_KERNELS.items()}
+            _KERNELS = {name: njit(cache=True, nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
         except RuntimeError:  # no writable cache location (read-only install and home): compile each run
-            jit = njit(cache=False, nogil=True)
-            compiled = {name: jit(fn) for name, fn in _PY_KERNELS.items()}
-        _KERNELS = compiled
+            _KERNELS = {name: njit(nogil=True)(fn) for name, fn in _PY_KERNELS.items()}
     return _KERNELS
 
 
