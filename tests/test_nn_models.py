@@ -190,7 +190,12 @@ def test_input_encodings(preset, encoder):
     assert (kwargs["atom_cardinalities"] is not None) == index
     assert (kwargs["bond_cardinalities"] is not None) == index
     model = _model(featurizer, encoder)
-    assert (model.atom_encoder is not None) == index
+    if encoder == "gcn":  # embeds index input itself: atoms once, bonds in every layer (OGB baseline)
+        assert model.atom_encoder is None and model.bond_encoder is None
+        assert model.encoder.input.is_index == index
+        assert all(conv.edge_encoder.is_index == index for conv in model.encoder.convs)
+    else:
+        assert (model.atom_encoder is not None) == index
     batch = Batch.from_data_list([featurizer(s) for s in SMALL])
     model.train()
     out = model(batch)
@@ -260,18 +265,25 @@ def test_build_model_presets(multihot):
         PropertyModel(num_tasks=1, encoder="gat", **dims)
 
 
-def test_bond_gcn_conv_matches_dense_formula():
+@pytest.mark.parametrize("index_bonds", [False, True])
+def test_bond_gcn_conv_matches_dense_formula(index_bonds):
     # D^-1/2 (A + I) D^-1/2 propagation with bond terms, written out densely on a 4-atom path
     torch.manual_seed(0)
-    conv = BondGCNConv(3, 2)
+    conv = BondGCNConv(3, 2, [4, 3] if index_bonds else None)
     with torch.no_grad():
         conv.root.normal_()
     x = torch.randn(4, 3)
     pairs = [(0, 1), (1, 2), (2, 3)]
     edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
                                [b for a, b in pairs] + [a for a, b in pairs]])
-    edge_attr = torch.randn(edge_index.shape[1], 2)
-    h, e = conv.lin(x), conv.edge_lin(edge_attr)
+    if index_bonds:  # this layer's own tables, summed (OGB's BondEncoder)
+        edge_attr = torch.tensor([[0, 1], [3, 2], [1, 0]] * 2)
+        tables = conv.edge_encoder.embeddings
+        e = tables[0].weight[edge_attr[:, 0]] + tables[1].weight[edge_attr[:, 1]]
+    else:
+        edge_attr = torch.randn(edge_index.shape[1], 2)
+        e = conv.edge_encoder.linear(edge_attr)
+    h = conv.lin(x)
     deg = torch.tensor([2.0, 3.0, 3.0, 2.0])  # neighbours + the self loop
     expected = torch.relu(h + conv.root) / deg[:, None]
     for k in range(edge_index.shape[1]):

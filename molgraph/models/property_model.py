@@ -47,8 +47,8 @@ class PropertyModel(nn.Module):
     """Graph-level property predictor: ``batch -> (B, num_tasks)`` raw outputs.
 
     Pipeline: optional input embedding (index-encoded features, :class:`InputEncoder` to
-    ``hidden_dim``) -> encoder (:class:`BondMessagePassing` or :class:`GINEEncoder`,
-    ``(N, hidden_dim)``) -> :class:`Readout` (``(B, hidden_dim)``) -> concatenate
+    ``hidden_dim``; the GCN embeds them itself, bonds per layer as in the OGB baseline) -> encoder
+    (:class:`BondMessagePassing`, :class:`GINEEncoder` or :class:`GCNEncoder`, ``(N, hidden_dim)``) -> :class:`Readout` (``(B, hidden_dim)``) -> concatenate
     ``batch.extra`` (``(B, extra_dim)``) if ``extra_dim > 0`` -> :class:`FFN` (``(B, num_tasks)``).
 
     Outputs are raw: logits for classification, (scaled) values for regression; losses and
@@ -128,14 +128,16 @@ class PropertyModel(nn.Module):
         c = self._config
 
         # Index-encoded features have no numeric meaning, so they are embedded before the encoder;
-        # float features go straight in (the encoders' first Linear is the embedding).
+        # float features go straight in (the encoders' first Linear is the embedding). The GCN
+        # embeds index input itself, as the OGB baseline does (bond tables per layer).
+        embeds_itself = encoder == "gcn"
         self.atom_encoder = (
             InputEncoder(c["atom_dim"], c["hidden_dim"], c["atom_cardinalities"])
-            if c["atom_cardinalities"] is not None else None
+            if c["atom_cardinalities"] is not None and not embeds_itself else None
         )
         self.bond_encoder = (
             InputEncoder(c["bond_dim"], c["hidden_dim"], c["bond_cardinalities"])
-            if c["bond_cardinalities"] is not None else None
+            if c["bond_cardinalities"] is not None and not embeds_itself else None
         )
         atom_in = c["hidden_dim"] if self.atom_encoder is not None else c["atom_dim"]
         bond_in = c["hidden_dim"] if self.bond_encoder is not None else c["bond_dim"]
@@ -147,9 +149,10 @@ class PropertyModel(nn.Module):
             )
         elif encoder == "gcn":
             self.encoder = GCNEncoder(
-                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
+                c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
                 norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
-                residual=c["residual"],
+                residual=c["residual"], atom_cardinalities=c["atom_cardinalities"],
+                bond_cardinalities=c["bond_cardinalities"],
             )
         else:
             self.encoder = GINEEncoder(
@@ -186,16 +189,17 @@ class PropertyModel(nn.Module):
 
     def _inputs(self, batch: Any) -> tuple[Tensor, Tensor]:
         x, edge_attr = batch.x, batch.edge_attr
+        c = self._config
         if self.atom_encoder is not None:
             x = self.atom_encoder(x)
-        elif not x.is_floating_point():
+        elif c["atom_cardinalities"] is None and not x.is_floating_point():
             raise TypeError(
                 "x is integer-typed (index-encoded features); build the model with atom_cardinalities "
                 "(see featurizer_input_kwargs)"
             )
         if self.bond_encoder is not None:
             edge_attr = self.bond_encoder(edge_attr)
-        elif not edge_attr.is_floating_point():
+        elif c["bond_cardinalities"] is None and not edge_attr.is_floating_point():
             raise TypeError(
                 "edge_attr is integer-typed (index-encoded features); build the model with "
                 "bond_cardinalities (see featurizer_input_kwargs)"

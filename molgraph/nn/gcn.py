@@ -8,6 +8,12 @@ messages. For atom ``v`` with ``d_v`` = in-degree + 1 (the self loop)::
     h'_v  = sum_u m_uv + relu(W h_v + r) / d_v                      (r: learned self-loop embedding)
 
 The self loop carries no bond, so it gets its own learned vector ``r``.
+
+Index-encoded (OGB-style) features are embedded the way the OGB baseline does it: the atoms once
+(``AtomEncoder``: one table per column, summed, straight to ``hidden_dim``), the bonds in every
+layer by the layer's own tables (``BondEncoder`` per layer). Besides matching the baseline this
+keeps the bond term a gather: a ``Linear(hidden, hidden)`` over all ``E ~ 2N`` bond rows per layer
+costs twice the atoms' own matmul.
 """
 
 from __future__ import annotations
@@ -17,6 +23,7 @@ from torch import Tensor, nn
 from torch_geometric.nn import MessagePassing
 from torch_geometric.utils import degree
 
+from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import get_activation
 from molgraph.nn.norm import NORMS, make_norm
 
@@ -28,30 +35,33 @@ class BondGCNConv(MessagePassing):
 
     Args:
         channels: input and output width ``d``.
-        edge_dim: bond feature width (projected to ``d`` by a Linear).
+        edge_dim: bond feature columns.
+        edge_cardinalities: per-column vocabulary sizes when the bond features are index-encoded
+            (int64; this layer's own embedding tables, summed, give ``lin_e``); ``None``: float
+            features, ``lin_e`` is a Linear.
     """
 
-    def __init__(self, channels: int, edge_dim: int):
+    def __init__(self, channels: int, edge_dim: int, edge_cardinalities: list[int] | None = None):
         super().__init__(aggr="add")
         self.channels = int(channels)
         self.lin = nn.Linear(channels, channels)
-        self.edge_lin = nn.Linear(edge_dim, channels)
+        self.edge_encoder = InputEncoder(edge_dim, channels, edge_cardinalities)
         self.root = nn.Parameter(torch.empty(1, channels))
         self.reset_parameters()
 
     def reset_parameters(self) -> None:
         self.lin.reset_parameters()
-        self.edge_lin.reset_parameters()
+        self.edge_encoder.reset_parameters()
         nn.init.zeros_(self.root)
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        """``(N, d), (2, E), (E, edge_dim) -> (N, d)``."""
+        """``(N, d), (2, E), (E, edge_dim) -> (N, d)`` (``edge_attr`` int64 when index-encoded)."""
         h = self.lin(x)
         src, dst = edge_index
         deg = degree(dst, h.size(0), dtype=h.dtype) + 1.0
         inv_sqrt = deg.rsqrt()
         weight = inv_sqrt[src] * inv_sqrt[dst]
-        out = self.propagate(edge_index, x=h, edge_attr=self.edge_lin(edge_attr), weight=weight)
+        out = self.propagate(edge_index, x=h, edge_attr=self.edge_encoder(edge_attr), weight=weight)
         return out + torch.relu(h + self.root) / deg.unsqueeze(1)
 
     def message(self, x_j: Tensor, edge_attr: Tensor, weight: Tensor) -> Tensor:
@@ -61,22 +71,27 @@ class BondGCNConv(MessagePassing):
 class GCNEncoder(nn.Module):
     """Stack of :class:`BondGCNConv`: atom and bond features -> ``(N, hidden_dim)``.
 
-    ``Linear(atom_dim, hidden_dim)``, then per layer ``h = dropout(act(Norm(conv(h))))`` (the
+    The input map (``Linear(atom_dim, hidden_dim)``, or summed embedding tables for index-encoded
+    atoms), then per layer ``h = dropout(act(Norm(conv(h))))`` (the
     norm after the linear map of the convolution, before the activation; no activation after the
     last layer, as in the OGB baseline), ``+ h_in`` if ``residual``.
 
     Args:
-        atom_dim, bond_dim: input feature widths (float input).
+        atom_dim, bond_dim: input feature columns.
         hidden_dim: embedding width.
         depth: number of layers (>= 1).
         dropout: dropout probability after each layer.
         norm: ``"graph" | "batch" | "layer" | "instance" | "none"`` (:mod:`molgraph.nn.norm`).
         activation: activation name.
         residual: add each layer's input to its output.
+        atom_cardinalities, bond_cardinalities: per-column vocabulary sizes of index-encoded
+            (int64) atom/bond features, embedded as in the OGB baseline (module docstring);
+            ``None``: float features.
     """
 
     def __init__(self, atom_dim: int, bond_dim: int, hidden_dim: int = 300, depth: int = 5, dropout: float = 0.0,
-                 norm: str = "batch", activation: str = "relu", residual: bool = False):
+                 norm: str = "batch", activation: str = "relu", residual: bool = False,
+                 atom_cardinalities: list[int] | None = None, bond_cardinalities: list[int] | None = None):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -85,8 +100,9 @@ class GCNEncoder(nn.Module):
         self.atom_dim, self.bond_dim = int(atom_dim), int(bond_dim)
         self.hidden_dim, self.depth, self.norm = int(hidden_dim), int(depth), norm
         self.residual = bool(residual)
-        self.input = nn.Linear(self.atom_dim, self.hidden_dim)
-        self.convs = nn.ModuleList(BondGCNConv(self.hidden_dim, self.bond_dim) for _ in range(self.depth))
+        self.input = InputEncoder(self.atom_dim, self.hidden_dim, atom_cardinalities)
+        self.convs = nn.ModuleList(BondGCNConv(self.hidden_dim, self.bond_dim, bond_cardinalities)
+                                   for _ in range(self.depth))
         self.norms = nn.ModuleList(make_norm(norm, self.hidden_dim) for _ in range(self.depth))
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout)
@@ -105,7 +121,10 @@ class GCNEncoder(nn.Module):
 
     def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None,
                 batch_size: int | None = None) -> Tensor:
-        """Atom embeddings ``(N, hidden_dim)``; ``batch``/``batch_size`` as in :class:`GINEEncoder`."""
+        """Atom embeddings ``(N, hidden_dim)``; ``batch``/``batch_size`` as in :class:`GINEEncoder`.
+
+        ``x``/``edge_attr`` are int64 where the encoder was built with cardinalities.
+        """
         h = self.input(x)
         for i, (conv, norm) in enumerate(zip(self.convs, self.norms)):
             out = norm(conv(h, edge_index, edge_attr), batch, batch_size)
@@ -117,4 +136,5 @@ class GCNEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"atom_dim={self.atom_dim}, bond_dim={self.bond_dim}, hidden_dim={self.hidden_dim}, "
-                f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}")
+                f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}, "
+                f"index_input={self.input.is_index}")
