@@ -190,10 +190,12 @@ def test_input_encodings(preset, encoder):
     assert (kwargs["atom_cardinalities"] is not None) == index
     assert (kwargs["bond_cardinalities"] is not None) == index
     model = _model(featurizer, encoder)
-    if encoder == "gcn":  # embeds index input itself: atoms once, bonds in every layer (OGB baseline)
+    if encoder in ("gcn", "gine"):  # embed index input themselves: atoms once, bonds per layer (OGB baselines)
         assert model.atom_encoder is None and model.bond_encoder is None
         assert model.encoder.input.is_index == index
-        assert all(conv.edge_encoder.is_index == index for conv in model.encoder.convs)
+        bond_encoders = ([conv.edge_encoder for conv in model.encoder.convs] if encoder == "gcn"
+                         else list(model.encoder.bond_encoders))
+        assert len(bond_encoders) == model.encoder.depth and all(b.is_index == index for b in bond_encoders)
     else:
         assert (model.atom_encoder is not None) == index
     batch = Batch.from_data_list([featurizer(s) for s in SMALL])

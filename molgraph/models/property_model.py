@@ -46,9 +46,10 @@ def featurizer_input_kwargs(featurizer: MolGraphFeaturizer) -> dict[str, Any]:
 class PropertyModel(nn.Module):
     """Graph-level property predictor: ``batch -> (B, num_tasks)`` raw outputs.
 
-    Pipeline: optional input embedding (index-encoded features, :class:`InputEncoder` to
-    ``hidden_dim``; the GCN embeds them itself, bonds per layer as in the OGB baseline) -> encoder
-    (:class:`BondMessagePassing`, :class:`GINEEncoder` or :class:`GCNEncoder`, ``(N, hidden_dim)``) -> :class:`Readout` (``(B, hidden_dim)``) -> concatenate
+    Pipeline: optional input embedding (index-encoded features for D-MPNN, :class:`InputEncoder`
+    to ``hidden_dim``; GCN and GINE embed them themselves, bonds per layer as in the OGB
+    baselines) -> encoder (:class:`BondMessagePassing`, :class:`GINEEncoder` or
+    :class:`GCNEncoder`, ``(N, hidden_dim)``) -> :class:`Readout` (``(B, hidden_dim)``) -> concatenate
     ``batch.extra`` (``(B, extra_dim)``) if ``extra_dim > 0`` -> :class:`FFN` (``(B, num_tasks)``).
 
     Outputs are raw: logits for classification, (scaled) values for regression; losses and
@@ -129,8 +130,8 @@ class PropertyModel(nn.Module):
 
         # Index-encoded features have no numeric meaning, so they are embedded before the encoder;
         # float features go straight in (the encoders' first Linear is the embedding). The GCN
-        # embeds index input itself, as the OGB baseline does (bond tables per layer).
-        embeds_itself = encoder == "gcn"
+        # and GINE embed index input themselves, as the OGB baselines do (bond tables per layer).
+        embeds_itself = encoder in ("gcn", "gine")
         self.atom_encoder = (
             InputEncoder(c["atom_dim"], c["hidden_dim"], c["atom_cardinalities"])
             if c["atom_cardinalities"] is not None and not embeds_itself else None
@@ -156,8 +157,9 @@ class PropertyModel(nn.Module):
             )
         else:
             self.encoder = GINEEncoder(
-                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"],
+                c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
                 batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
+                atom_cardinalities=c["atom_cardinalities"], bond_cardinalities=c["bond_cardinalities"],
             )
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(

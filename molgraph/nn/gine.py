@@ -10,6 +10,7 @@ from __future__ import annotations
 from torch import Tensor, nn
 from torch_geometric.nn import GINEConv
 
+from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import get_activation
 from molgraph.nn.norm import NORMS, make_norm
 
@@ -27,11 +28,15 @@ class GINEEncoder(nn.Module):
 
     ``Norm`` is chosen by ``norm`` (:mod:`molgraph.nn.norm`): after each linear map and before
     the activation, the placement of Hu et al. (batch norm) and of Cai et al. 2021 (GraphNorm).
-    ``GINEConv(edge_dim=bond_dim)`` projects the bond features itself, so bonds need no encoder.
+    The bond term ``lin(e_uv)`` is each layer's own encoder of the raw bond features: a Linear
+    for float features, summed embedding tables for index-encoded ones (OGB's ``BondEncoder`` per
+    layer, as in Hu et al.'s code); atoms are embedded once the same way. Index input is thus
+    never widened to ``hidden_dim`` and projected again per layer, which over ``E ~ 2N`` bond rows
+    would cost more than the layer's own MLP input.
 
     Args:
-        atom_dim: atom feature width (float input).
-        bond_dim: bond feature width (float input).
+        atom_dim: atom feature columns.
+        bond_dim: bond feature columns.
         hidden_dim: embedding width.
         depth: number of GINE layers (>= 1).
         dropout: dropout probability after each layer.
@@ -40,6 +45,8 @@ class GINEEncoder(nn.Module):
         activation: activation name (see :func:`molgraph.nn.ffn.get_activation`).
         train_eps: learn GIN's ``eps`` (initialized at 0).
         residual: add each layer's input to its output (off in Hu et al.).
+        atom_cardinalities, bond_cardinalities: per-column vocabulary sizes of index-encoded
+            (int64) atom/bond features; ``None``: float features.
     """
 
     def __init__(
@@ -54,6 +61,8 @@ class GINEEncoder(nn.Module):
         train_eps: bool = True,
         residual: bool = False,
         norm: str | None = None,
+        atom_cardinalities: list[int] | None = None,
+        bond_cardinalities: list[int] | None = None,
     ):
         super().__init__()
         if depth < 1:
@@ -69,7 +78,10 @@ class GINEEncoder(nn.Module):
         self.depth = int(depth)
         self.residual = bool(residual)
 
-        self.input = nn.Linear(self.atom_dim, self.hidden_dim)
+        self.input = InputEncoder(self.atom_dim, self.hidden_dim, atom_cardinalities)
+        self.bond_encoders = nn.ModuleList(
+            InputEncoder(self.bond_dim, self.hidden_dim, bond_cardinalities) for _ in range(self.depth)
+        )
         self.convs = nn.ModuleList()  # GINEConv with nn = the MLP's first Linear (d -> 2d)
         self.inner_norms = nn.ModuleList()
         self.outs = nn.ModuleList()  # the MLP's second Linear (2d -> d)
@@ -77,7 +89,7 @@ class GINEEncoder(nn.Module):
         for _ in range(self.depth):
             # the MLP is split at its norm, which needs the batch vector that GINEConv cannot pass
             first = nn.Linear(self.hidden_dim, 2 * self.hidden_dim)
-            self.convs.append(GINEConv(first, train_eps=train_eps, edge_dim=self.bond_dim))
+            self.convs.append(GINEConv(first, train_eps=train_eps))  # bonds come encoded (bond_encoders)
             self.inner_norms.append(make_norm(norm, 2 * self.hidden_dim))
             self.outs.append(nn.Linear(2 * self.hidden_dim, self.hidden_dim))
             self.norms.append(make_norm(norm, self.hidden_dim))
@@ -90,8 +102,10 @@ class GINEEncoder(nn.Module):
 
     def reset_parameters(self) -> None:
         self.input.reset_parameters()
+        for bond_encoder in self.bond_encoders:
+            bond_encoder.reset_parameters()
         for conv, inner, out, norm in zip(self.convs, self.inner_norms, self.outs, self.norms):
-            conv.reset_parameters()  # its first Linear, edge projection and eps
+            conv.reset_parameters()  # its first Linear and eps
             inner.reset_parameters()
             out.reset_parameters()
             norm.reset_parameters()
@@ -105,9 +119,9 @@ class GINEEncoder(nn.Module):
         """Atom embeddings.
 
         Args:
-            x: ``(N, atom_dim)`` float atom features.
+            x: ``(N, atom_dim)`` atom features (int64 when built with cardinalities, else float).
             edge_index: ``(2, E)`` int64.
-            edge_attr: ``(E, bond_dim)`` float bond features.
+            edge_attr: ``(E, bond_dim)`` bond features (likewise).
             batch: ``(N,)`` graph index per atom (needed by the per-graph norms; ``None``: one graph).
             batch_size: number of graphs (saves the per-graph norms a host sync).
 
@@ -115,8 +129,9 @@ class GINEEncoder(nn.Module):
             ``(N, hidden_dim)``.
         """
         h = self.input(x)
-        for conv, inner, lin, norm in zip(self.convs, self.inner_norms, self.outs, self.norms):
-            a = self.act(inner(conv(h, edge_index, edge_attr), batch, batch_size))
+        for bond_encoder, conv, inner, lin, norm in zip(self.bond_encoders, self.convs, self.inner_norms, self.outs,
+                                                        self.norms):
+            a = self.act(inner(conv(h, edge_index, bond_encoder(edge_attr)), batch, batch_size))
             out = self.dropout(self.act(norm(lin(a), batch, batch_size)))
             h = out + h if self.residual else out
         return h
@@ -124,5 +139,5 @@ class GINEEncoder(nn.Module):
     def extra_repr(self) -> str:
         return (
             f"atom_dim={self.atom_dim}, bond_dim={self.bond_dim}, hidden_dim={self.hidden_dim}, "
-            f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}"
+            f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}, index_input={self.input.is_index}"
         )
