@@ -33,15 +33,15 @@ Parts (``--parts``):
     reference's molecule models, with GraphNorm vs BatchNorm; the epoch with the best validation
     ROC-AUC, its test ROC-AUC. Settings (``--hiv-setting``):
 
-    - ``full``: the reference's paper-table protocol (hidden 300, dropout 0.5, batch 64, 50
-      epochs, Adam lr 1e-4 decayed linearly to 0, 3 seeds); about an hour per model on one CPU
-      core, minutes on a GPU. The 0.77 target applies here, to the mean over its seeds.
+    - ``full``: the reference's molhiv protocol (hidden 300, batch 64, 50 epochs, Adam lr 1e-4
+      decayed linearly to 0, 3 seeds; dropout 0.1 as its leaderboard config); about an hour per
+      model on one CPU core, minutes on a GPU. The 0.77 target applies here, to the mean over its seeds.
     - ``ogb_baseline``: the OGB baselines' protocol (batch 32, 100 epochs, constant lr 1e-3).
     - ``reduced``: hidden 64, batch 128, 3 epochs, one seed; runs in minutes and checks the
       pipeline, not the paper's number.
 
     ``--hiv-epochs``/``--hiv-hidden``/``--hiv-seeds``/``--hiv-lr``/``--hiv-batch-size``/
-    ``--hiv-dropout`` override a setting; such runs are stored under their own key.
+    ``--hiv-dropout``/``--hiv-norm-eps`` override a setting; such runs are stored under their own key.
 
 ``speed``
     Per-epoch training time of the same GIN with GraphNorm (ours), torch_geometric's GraphNorm
@@ -326,17 +326,20 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
 
 
 HIV_SETTINGS: dict[str, dict[str, Any]] = {
-    # The reference's paper-table protocol (lsj2408/GraphNorm, ogbg_ws/scripts/Example-gcn-test-performance):
-    # 50 epochs, batch 64, Adam lr 1e-4 decayed linearly to 0, dropout 0.5, hidden 300, 5 layers.
-    "full": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 64, "epochs": 50, "lr": 1e-4, "schedule": "linear",
-             "seeds": [0, 1, 2]},
+    # The reference's molhiv protocol (lsj2408/GraphNorm, ogbg_ws): 50 epochs, batch 64, Adam lr 1e-4 decayed
+    # linearly to 0, hidden 300, 5 layers (its paper-table scripts); dropout 0.1 inside the network, as its
+    # leaderboard config (its paper-table model drops out only the logits). Dropout 0.5 in every layer, the OGB
+    # baselines' choice, cripples GraphNorm here: 3-epoch probes on 8k molecules gave GN a training ROC-AUC of
+    # 0.61 with it, 0.73 with 0.1, 0.74 with none (BatchNorm 0.77-0.78 in all three).
+    "full": {"hidden_dim": 300, "dropout": 0.1, "batch_size": 64, "epochs": 50, "lr": 1e-4, "schedule": "linear",
+             "seeds": [0, 1, 2], "norm_eps": None},
     # The OGB baselines' protocol (Hu et al. 2020): 100 epochs, batch 32, constant lr 1e-3.
     "ogb_baseline": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 32, "epochs": 100, "lr": 1e-3,
-                     "schedule": "constant", "seeds": [0, 1, 2]},
+                     "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None},
     "reduced": {"hidden_dim": 64, "dropout": 0.5, "batch_size": 128, "epochs": 3, "lr": 1e-3, "schedule": "constant",
-                "seeds": [0]},
+                "seeds": [0], "norm_eps": None},
 }
-HIV_OVERRIDES = ("epochs", "hidden_dim", "seeds", "lr", "batch_size", "dropout")
+HIV_OVERRIDES = ("epochs", "hidden_dim", "seeds", "lr", "batch_size", "dropout", "norm_eps")
 HIV_PAPER = {("gcn", "graph"): 0.7883, ("gin", "graph"): 0.7773}  # Cai et al. 2021, ogbg-molhiv test ROC-AUC
 
 
@@ -371,7 +374,7 @@ def _hiv_job(job: tuple) -> dict[str, Any]:
     run_dir = Path(workdir) / f"{model}_{norm}_seed{seed}"
     config = TrainConfig(
         dataset="hiv", data_root=data_root, featurizer="ogb", split="scaffold", split_sizes=[0.8, 0.1, 0.1],
-        model=model, norm=norm, residual=True, depth=5, hidden_dim=setting["hidden_dim"], dropout=setting["dropout"],
+        model=model, norm=norm, norm_eps=setting["norm_eps"], residual=True, depth=5, hidden_dim=setting["hidden_dim"], dropout=setting["dropout"],
         batch_size=setting["batch_size"], epochs=setting["epochs"], schedule=setting["schedule"],
         max_lr=setting["lr"], warmup_epochs=0.0, final_lr=0.0 if setting["schedule"] == "linear" else setting["lr"],
         monitor="val_roc_auc", metrics=["roc_auc", "prc_auc"], seed=seed, data_seed=seed, accelerator=accelerator,
@@ -493,6 +496,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--hiv-lr", type=float, default=None, help="peak learning rate (overrides the setting's)")
     ap.add_argument("--hiv-batch-size", type=int, default=None)
     ap.add_argument("--hiv-dropout", type=float, default=None)
+    ap.add_argument("--hiv-norm-eps", type=float, default=None, help="eps of the norms (default 1e-5)")
     ap.add_argument("--hiv-models", nargs="+", default=["gin", "gcn"], choices=("gin", "gcn"))
     ap.add_argument("--hiv-norms", nargs="+", default=["graph", "batch"], choices=NORMS)
     ap.add_argument("--hiv-accelerator", default="cpu", help="trainer accelerator for the HIV runs (cpu, gpu, auto)")

@@ -236,7 +236,7 @@ def test_config_round_trip(preset, encoder, request):
     assert set(config) == {
         "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
         "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
-        "batch_norm", "activation", "norm", "residual",
+        "batch_norm", "activation", "norm", "residual", "norm_eps",
     }
     clone = PropertyModel(**json.loads(json.dumps(config)))
     clone.load_state_dict(model.state_dict())

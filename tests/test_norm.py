@@ -165,9 +165,10 @@ def test_gine_and_gcn_with_every_norm_are_batch_consistent(kind, encoder_cls):
 def test_property_model_norm_switch_round_trips(preset):
     fz = MolGraphFeaturizer.multihot()
     model = build_model(preset, num_tasks=1, atom_dim=fz.atom_dim, bond_dim=fz.bond_dim, norm="graph", hidden_dim=16,
-                        depth=2)
-    assert model.config["norm"] == "graph"
-    assert any(isinstance(m, GraphNorm) for m in model.modules())
+                        depth=2, norm_eps=0.01)
+    assert model.config["norm"] == "graph" and model.config["norm_eps"] == 0.01
+    graph_norms = [m for m in model.modules() if isinstance(m, GraphNorm)]
+    assert graph_norms and all(m.eps == 0.01 for m in graph_norms)
     clone = build_model(preset, **model.config)
     clone.load_state_dict(model.state_dict())
     batch = Batch.from_data_list([fz(s) for s in ["CCO", "CCN"]])

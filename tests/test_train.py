@@ -296,12 +296,13 @@ def test_cli_gcn_with_graphnorm(tmp_path, tiny_csv):
     run = tmp_path / "gcn"
     rc = main(["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",
                "--split-file", str(tiny_csv.parent / "split.json"), "--model", "gcn", "--norm", "graph",
-               "--hidden-dim", "32", "--depth", "2", "--epochs", "2", "--accelerator", "cpu", "--no-progress",
-               "-o", str(run)])
+               "--norm-eps", "0.01", "--hidden-dim", "32", "--depth", "2", "--epochs", "2", "--accelerator", "cpu",
+               "--no-progress", "-o", str(run)])
     assert rc == 0
     payload = load_model_file(run / "model.pt")
     assert payload["model_config"]["encoder"] == "gcn" and payload["model_config"]["norm"] == "graph"
     assert payload["model_config"]["residual"] is True  # on by default with a per-graph norm
+    assert payload["model_config"]["norm_eps"] == 0.01
     assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved
 
 
@@ -321,3 +322,12 @@ def test_residual_is_refused_for_the_dmpnn():
 
     with pytest.raises(ValueError, match="residual applies to the gin and gcn models"):
         TrainConfig(dataset="esol", model="dmpnn", residual=True, output_dir="run").validate()
+
+
+def test_norm_eps_is_checked():
+    from molgraph.train.config import TrainConfig
+
+    with pytest.raises(ValueError, match="norm_eps applies to the gin and gcn models"):
+        TrainConfig(dataset="esol", model="dmpnn", norm_eps=0.01, output_dir="run").validate()
+    with pytest.raises(ValueError, match="norm_eps must be > 0"):
+        TrainConfig(dataset="esol", model="gin", norm_eps=0.0, output_dir="run").validate()

@@ -64,6 +64,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="normalization of gin and gcn after each linear map (graph: GraphNorm, Cai et al. 2021; default batch)")
     m.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="residual connections in gin and gcn (default: on with --norm graph or instance, else off)")
+    m.add_argument("--norm-eps", type=float,
+                   help="eps of the gin/gcn norms (default 1e-5); GraphNorm on small molecules may want more")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")

@@ -76,6 +76,7 @@ class PropertyModel(nn.Module):
             the last layer and a mean readout it is what keeps molecules apart: without it the
             GCN's pooled embedding starts out the same for every molecule (tested), GINE's carries
             only the shape of each feature's distribution after the ReLU.
+        norm_eps: ``eps`` of GINE's and GCN's norms (``None``: 1e-5, each norm's default).
     """
 
     def __init__(
@@ -98,6 +99,7 @@ class PropertyModel(nn.Module):
         activation: str = "relu",
         norm: str | None = None,
         residual: bool = False,
+        norm_eps: float | None = None,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -125,6 +127,7 @@ class PropertyModel(nn.Module):
             "activation": str(activation),
             "norm": None if norm is None else str(norm),
             "residual": bool(residual),
+            "norm_eps": None if norm_eps is None else float(norm_eps),
         }
         c = self._config
 
@@ -153,13 +156,14 @@ class PropertyModel(nn.Module):
                 c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
                 norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
                 residual=c["residual"], atom_cardinalities=c["atom_cardinalities"],
-                bond_cardinalities=c["bond_cardinalities"],
+                bond_cardinalities=c["bond_cardinalities"], norm_eps=c["norm_eps"],
             )
         else:
             self.encoder = GINEEncoder(
                 c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
                 batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
                 atom_cardinalities=c["atom_cardinalities"], bond_cardinalities=c["bond_cardinalities"],
+                norm_eps=c["norm_eps"],
             )
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(

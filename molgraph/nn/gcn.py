@@ -87,11 +87,13 @@ class GCNEncoder(nn.Module):
         atom_cardinalities, bond_cardinalities: per-column vocabulary sizes of index-encoded
             (int64) atom/bond features, embedded as in the OGB baseline (module docstring);
             ``None``: float features.
+        norm_eps: the norms' ``eps`` (``None``: each norm's default, 1e-5).
     """
 
     def __init__(self, atom_dim: int, bond_dim: int, hidden_dim: int = 300, depth: int = 5, dropout: float = 0.0,
                  norm: str = "batch", activation: str = "relu", residual: bool = False,
-                 atom_cardinalities: list[int] | None = None, bond_cardinalities: list[int] | None = None):
+                 atom_cardinalities: list[int] | None = None, bond_cardinalities: list[int] | None = None,
+                 norm_eps: float | None = None):
         super().__init__()
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
@@ -103,7 +105,7 @@ class GCNEncoder(nn.Module):
         self.input = InputEncoder(self.atom_dim, self.hidden_dim, atom_cardinalities)
         self.convs = nn.ModuleList(BondGCNConv(self.hidden_dim, self.bond_dim, bond_cardinalities)
                                    for _ in range(self.depth))
-        self.norms = nn.ModuleList(make_norm(norm, self.hidden_dim) for _ in range(self.depth))
+        self.norms = nn.ModuleList(make_norm(norm, self.hidden_dim, norm_eps) for _ in range(self.depth))
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout)
 

@@ -47,6 +47,7 @@ class GINEEncoder(nn.Module):
         residual: add each layer's input to its output (off in Hu et al.).
         atom_cardinalities, bond_cardinalities: per-column vocabulary sizes of index-encoded
             (int64) atom/bond features; ``None``: float features.
+        norm_eps: the norms' ``eps`` (``None``: each norm's default, 1e-5).
     """
 
     def __init__(
@@ -63,6 +64,7 @@ class GINEEncoder(nn.Module):
         norm: str | None = None,
         atom_cardinalities: list[int] | None = None,
         bond_cardinalities: list[int] | None = None,
+        norm_eps: float | None = None,
     ):
         super().__init__()
         if depth < 1:
@@ -90,9 +92,9 @@ class GINEEncoder(nn.Module):
             # the MLP is split at its norm, which needs the batch vector that GINEConv cannot pass
             first = nn.Linear(self.hidden_dim, 2 * self.hidden_dim)
             self.convs.append(GINEConv(first, train_eps=train_eps))  # bonds come encoded (bond_encoders)
-            self.inner_norms.append(make_norm(norm, 2 * self.hidden_dim))
+            self.inner_norms.append(make_norm(norm, 2 * self.hidden_dim, norm_eps))
             self.outs.append(nn.Linear(2 * self.hidden_dim, self.hidden_dim))
-            self.norms.append(make_norm(norm, self.hidden_dim))
+            self.norms.append(make_norm(norm, self.hidden_dim, norm_eps))
         self.act = get_activation(activation)
         self.dropout = nn.Dropout(dropout)
 

@@ -71,6 +71,9 @@ class TrainConfig:
     # residual connections in gin/gcn; None: on for the per-graph norms (graph, instance), as in the
     # GraphNorm reference, off otherwise (the OGB baselines)
     residual: bool | None = None
+    # eps of gin's/gcn's norms (None: 1e-5). GraphNorm divides by sqrt(var + eps) per molecule, so a
+    # feature that is nearly constant within a small molecule is amplified up to 1/sqrt(eps).
+    norm_eps: float | None = None
     # optimisation
     seed: int = 0
     epochs: int = 50
@@ -118,6 +121,10 @@ class TrainConfig:
             raise ValueError(f"norm must be one of {NORM_NAMES}, got {self.norm!r}")
         if self.norm is not None and self.model == "dmpnn":
             raise ValueError("norm applies to the gin and gcn models; the D-MPNN has no normalization layers")
+        if self.norm_eps is not None and self.model == "dmpnn":
+            raise ValueError("norm_eps applies to the gin and gcn models; the D-MPNN has no normalization layers")
+        if self.norm_eps is not None and not self.norm_eps > 0:
+            raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
         if self.residual is not None and self.model == "dmpnn":
             raise ValueError("residual applies to the gin and gcn models, not the D-MPNN")
         if self.split not in SPLITS:
