@@ -331,8 +331,12 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
     # leaderboard config (its paper-table model drops out only the logits). Dropout 0.5 in every layer, the OGB
     # baselines' choice, cripples GraphNorm here: 3-epoch probes on 8k molecules gave GN a training ROC-AUC of
     # 0.61 with it, 0.73 with 0.1, 0.74 with none (BatchNorm 0.77-0.78 in all three).
+    # eps 1e-2 in the norms: the GCN's messages pass a ReLU before the norm, so many features are zero on all
+    # but a few atoms of a molecule; GraphNorm's 1/sqrt(var + eps) turns such a feature's tiny values into
+    # unit-sized spikes. With the layer's default eps (1e-5) GN's training loss after 8 epochs was 0.129 against
+    # 0.112 after 6 with 1e-2 (seed 0, this setting). The reference's layer has no ReLU before its norm.
     "full": {"hidden_dim": 300, "dropout": 0.1, "batch_size": 64, "epochs": 50, "lr": 1e-4, "schedule": "linear",
-             "seeds": [0, 1, 2], "norm_eps": None},
+             "seeds": [0, 1, 2], "norm_eps": 1e-2},
     # The OGB baselines' protocol (Hu et al. 2020): 100 epochs, batch 32, constant lr 1e-3.
     "ogb_baseline": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 32, "epochs": 100, "lr": 1e-3,
                      "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None},
