@@ -449,9 +449,11 @@ def _tables(results: dict[str, Any]) -> str:
             cells = [f"{e['norms'][k]['epochs_to_threshold_mean']:.1f}" if k in e["norms"] else "-" for k in norms]
             lines.append(f"| {n} | {e['epochs']} | {e['loss_threshold']:.3f} | " + " | ".join(cells)
                          + f" | {'yes' if e['graph_faster_than_batch'] else 'no'} ({e['decided_by']}) |")
-    for key, hiv in sorted((k, v) for k, v in results.items() if k.startswith("hiv_") and isinstance(v, dict)):
+    for key, hiv in sorted((k, v) for k, v in results.items()
+                           if k.startswith("hiv_") and isinstance(v, dict) and "models" in v):
         lines += ["", f"| HIV scaffold ({hiv['setting']}: hidden {hiv['hidden_dim']}, {hiv['epochs']} epochs, "
-                  f"batch {hiv['batch_size']}, {hiv.get('optimizer', 'Adam, constant lr 1e-3')}) | test ROC-AUC | "
+                  f"batch {hiv['batch_size']}, dropout {hiv['dropout']:g}, norm eps {hiv.get('norm_eps') or 1e-5:g}, "
+                  f"{hiv.get('optimizer', 'Adam, constant lr 1e-3')}) | test ROC-AUC | "
                   "seeds | paper (ogbg-molhiv) |", "|---|---|---|---|"]
         for name, e in hiv["models"].items():
             lines.append(f"| {name} | {e['test_roc_auc_mean']:.3f} ± {e['test_roc_auc_std']:.3f} | {e['n_seeds']} | "
