@@ -25,6 +25,7 @@ from molgraph.nn import (
     BondGCNConv,
     BondMessagePassing,
     GCNEncoder,
+    MeanBondConv,
     GINEEncoder,
     InputEncoder,
     Readout,
@@ -236,7 +237,7 @@ def test_config_round_trip(preset, encoder, request):
     assert set(config) == {
         "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
         "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
-        "batch_norm", "activation", "norm", "residual", "norm_eps",
+        "batch_norm", "activation", "norm", "residual", "norm_eps", "gcn_propagation",
     }
     clone = PropertyModel(**json.loads(json.dumps(config)))
     clone.load_state_dict(model.state_dict())
@@ -292,6 +293,49 @@ def test_bond_gcn_conv_matches_dense_formula(index_bonds):
         u, v = int(edge_index[0, k]), int(edge_index[1, k])
         expected[v] += torch.relu(h[u] + e[k]) / torch.sqrt(deg[u] * deg[v])
     torch.testing.assert_close(conv(x, edge_index, edge_attr), expected)
+
+
+@pytest.mark.parametrize("index_bonds", [False, True])
+def test_mean_bond_conv_matches_dense_formula(index_bonds):
+    # The GraphNorm reference's molecule GCN: W((1 + eps) h_v + mean_u (h_u + e_uv)) + b, written
+    # out on a 4-atom path plus a lone atom (no bonds: only its own term)
+    torch.manual_seed(0)
+    conv = MeanBondConv(3, 2, [4, 3] if index_bonds else None, eps=0.5)
+    x = torch.randn(5, 3)
+    pairs = [(0, 1), (1, 2), (2, 3)]
+    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
+                               [b for a, b in pairs] + [a for a, b in pairs]])
+    if index_bonds:
+        edge_attr = torch.tensor([[0, 1], [3, 2], [1, 0]] * 2)
+        tables = conv.edge_encoder.embeddings
+        e = tables[0].weight[edge_attr[:, 0]] + tables[1].weight[edge_attr[:, 1]]
+    else:
+        edge_attr = torch.randn(edge_index.shape[1], 2)
+        e = conv.edge_encoder.linear(edge_attr)
+    agg = 1.5 * x
+    for v in range(5):
+        into = [k for k in range(edge_index.shape[1]) if int(edge_index[1, k]) == v]
+        if into:
+            agg[v] = agg[v] + torch.stack([x[int(edge_index[0, k])] + e[k] for k in into]).mean(0)
+    torch.testing.assert_close(conv(x, edge_index, edge_attr), conv.lin(agg))
+    assert "eps" not in dict(conv.named_parameters())  # fixed, as in the reference
+    learned = MeanBondConv(3, 2, train_eps=True)
+    assert float(learned.eps) == 0.0 and "eps" in dict(learned.named_parameters())
+
+
+def test_gcn_propagation_switch(multihot):
+    dims = featurizer_input_kwargs(multihot)
+    m = build_model("gcn", num_tasks=1, norm="graph", gcn_propagation="mean", depth=2, **dims)
+    assert m.encoder.propagation == "mean"
+    assert all(isinstance(c, MeanBondConv) for c in m.encoder.convs) and len(m.encoder.convs) == 2
+    assert PropertyModel(**m.config).config == m.config  # the choice survives the model file
+    assert all(isinstance(c, BondGCNConv) for c in build_model("gcn", num_tasks=1, **dims).encoder.convs)
+    with pytest.raises(ValueError, match="unknown gcn_propagation"):
+        build_model("gcn", num_tasks=1, gcn_propagation="sum", **dims)
+    with pytest.raises(ValueError, match="applies to the gcn encoder"):
+        build_model("gin", num_tasks=1, gcn_propagation="mean", **dims)
+    with pytest.raises(ValueError, match="unknown propagation"):
+        GCNEncoder(4, 2, propagation="max")
 
 
 def test_extra_features(multihot):

@@ -2,6 +2,8 @@
 
 from __future__ import annotations
 
+from functools import partial
+
 import pytest
 import torch
 from torch_geometric.data import Batch
@@ -140,7 +142,7 @@ def test_make_norm_rejects_unknown_name():
         make_norm("group", 4)
 
 
-@pytest.mark.parametrize("encoder_cls", [GINEEncoder, GCNEncoder])
+@pytest.mark.parametrize("encoder_cls", [GINEEncoder, GCNEncoder, partial(GCNEncoder, propagation="mean")])
 @pytest.mark.parametrize("kind", NORMS)
 def test_gine_and_gcn_with_every_norm_are_batch_consistent(kind, encoder_cls):
     """Per-graph norms make a graph's output independent of the other graphs in its batch."""

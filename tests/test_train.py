@@ -303,6 +303,19 @@ def test_cli_gcn_with_graphnorm(tmp_path, tiny_csv):
     assert payload["model_config"]["encoder"] == "gcn" and payload["model_config"]["norm"] == "graph"
     assert payload["model_config"]["residual"] is True  # on by default with a per-graph norm
     assert payload["model_config"]["norm_eps"] == 0.01
+    assert payload["model_config"]["gcn_propagation"] == "symmetric"  # the default layer
+
+
+def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
+    run = tmp_path / "gcn_mean"
+    rc = main(["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",
+               "--split-file", str(tiny_csv.parent / "split.json"), "--model", "gcn", "--norm", "graph",
+               "--gcn-propagation", "mean", "--hidden-dim", "16", "--depth", "2", "--epochs", "1",
+               "--accelerator", "cpu", "--no-progress", "-o", str(run)])
+    assert rc == 0
+    payload = load_model_file(run / "model.pt")
+    assert payload["model_config"]["gcn_propagation"] == "mean"
+    assert any(".convs.0.eps" in k for k in payload["members"][0])  # MeanBondConv's (fixed) eps buffer
     assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved
 
 
@@ -329,5 +342,9 @@ def test_norm_eps_is_checked():
 
     with pytest.raises(ValueError, match="norm_eps applies to the gin and gcn models"):
         TrainConfig(dataset="esol", model="dmpnn", norm_eps=0.01, output_dir="run").validate()
+    with pytest.raises(ValueError, match="gcn_propagation applies to the gcn model"):
+        TrainConfig(dataset="esol", model="gin", gcn_propagation="mean", output_dir="run").validate()
+    with pytest.raises(ValueError, match="gcn_propagation must be one of"):
+        TrainConfig(dataset="esol", model="gcn", gcn_propagation="sum", output_dir="run").validate()
     with pytest.raises(ValueError, match="norm_eps must be > 0"):
         TrainConfig(dataset="esol", model="gin", norm_eps=0.0, output_dir="run").validate()

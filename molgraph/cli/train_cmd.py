@@ -66,6 +66,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                    help="residual connections in gin and gcn (default: on with --norm graph or instance, else off)")
     m.add_argument("--norm-eps", type=float,
                    help="eps of the gin/gcn norms (default 1e-5); GraphNorm on small molecules may want more")
+    m.add_argument("--gcn-propagation", choices=("symmetric", "mean"),
+                   help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; default) or mean "
+                        "(the GraphNorm reference's molecule GCN)")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")

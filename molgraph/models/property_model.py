@@ -16,7 +16,7 @@ import torch
 from torch import Tensor, nn
 
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.nn import FFN, BondMessagePassing, GCNEncoder, GINEEncoder, InputEncoder, Readout
+from molgraph.nn import FFN, PROPAGATIONS, BondMessagePassing, GCNEncoder, GINEEncoder, InputEncoder, Readout
 
 __all__ = ["ENCODERS", "PropertyModel", "featurizer_input_kwargs"]
 
@@ -77,6 +77,8 @@ class PropertyModel(nn.Module):
             GCN's pooled embedding starts out the same for every molecule (tested), GINE's carries
             only the shape of each feature's distribution after the ReLU.
         norm_eps: ``eps`` of GINE's and GCN's norms (``None``: 1e-5, each norm's default).
+        gcn_propagation: the GCN's layer, ``"symmetric"`` (Kipf & Welling weights, the OGB baseline)
+            or ``"mean"`` (the GraphNorm reference's molecule GCN; :class:`MeanBondConv`).
     """
 
     def __init__(
@@ -100,10 +102,15 @@ class PropertyModel(nn.Module):
         norm: str | None = None,
         residual: bool = False,
         norm_eps: float | None = None,
+        gcn_propagation: str = "symmetric",
     ):
         super().__init__()
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; choose one of {list(ENCODERS)}")
+        if gcn_propagation not in PROPAGATIONS:
+            raise ValueError(f"unknown gcn_propagation {gcn_propagation!r}; choose one of {list(PROPAGATIONS)}")
+        if gcn_propagation != "symmetric" and encoder != "gcn":
+            raise ValueError(f"gcn_propagation={gcn_propagation!r} applies to the gcn encoder, not {encoder!r}")
         if num_tasks < 1:
             raise ValueError(f"num_tasks must be >= 1, got {num_tasks}")
         if extra_dim < 0:
@@ -128,6 +135,7 @@ class PropertyModel(nn.Module):
             "norm": None if norm is None else str(norm),
             "residual": bool(residual),
             "norm_eps": None if norm_eps is None else float(norm_eps),
+            "gcn_propagation": str(gcn_propagation),
         }
         c = self._config
 
@@ -157,6 +165,7 @@ class PropertyModel(nn.Module):
                 norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
                 residual=c["residual"], atom_cardinalities=c["atom_cardinalities"],
                 bond_cardinalities=c["bond_cardinalities"], norm_eps=c["norm_eps"],
+                propagation=c["gcn_propagation"],
             )
         else:
             self.encoder = GINEEncoder(

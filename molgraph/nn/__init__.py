@@ -15,7 +15,7 @@ outside :mod:`molgraph.models`.
 from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges
 from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import ACTIVATIONS, FFN, get_activation
-from molgraph.nn.gcn import BondGCNConv, GCNEncoder
+from molgraph.nn.gcn import PROPAGATIONS, BondGCNConv, GCNEncoder, MeanBondConv
 from molgraph.nn.gine import GINEEncoder
 from molgraph.nn.norm import NORMS, GraphNorm, NodeNorm, make_norm
 from molgraph.nn.readout import READOUTS, Readout
@@ -28,6 +28,8 @@ __all__ = [
     "GINEEncoder",
     "BondGCNConv",
     "GCNEncoder",
+    "MeanBondConv",
+    "PROPAGATIONS",
     "GraphNorm",
     "NORMS",
     "NodeNorm",

@@ -9,6 +9,17 @@ messages. For atom ``v`` with ``d_v`` = in-degree + 1 (the self loop)::
 
 The self loop carries no bond, so it gets its own learned vector ``r``.
 
+:class:`MeanBondConv` is the other propagation on offer (``GCNEncoder(propagation="mean")``): the
+molecule "GCN" of the GraphNorm reference (Cai et al. 2021, lsj2408/GraphNorm, ``ogbg_ws``), on
+which the paper's ogbg-molhiv number (test ROC-AUC 0.788) was measured::
+
+    h'_v = W ((1 + eps) h_v + mean_{u -> v} (h_u + e_uv)) + b
+
+The mean replaces the degree weights, no ReLU sits inside the messages, and the one linear map
+comes after the aggregation, so the norm that follows sees a dense linear output. (With the
+ReLU inside the messages, many of a molecule's features are zero on all but a few atoms, and a
+per-graph norm blows their tiny values up to unit size; see ``benchmarks/graphnorm.py``.)
+
 Index-encoded (OGB-style) features are embedded the way the OGB baseline does it: the atoms once
 (``AtomEncoder``: one table per column, summed, straight to ``hidden_dim``), the bonds in every
 layer by the layer's own tables (``BondEncoder`` per layer). Besides matching the baseline this
@@ -27,7 +38,10 @@ from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import get_activation
 from molgraph.nn.norm import NORMS, make_norm
 
-__all__ = ["BondGCNConv", "GCNEncoder"]
+__all__ = ["PROPAGATIONS", "BondGCNConv", "GCNEncoder", "MeanBondConv"]
+
+#: ``GCNEncoder(propagation=)``: Kipf & Welling's symmetric weights, or the GraphNorm reference's mean.
+PROPAGATIONS = ("symmetric", "mean")
 
 
 class BondGCNConv(MessagePassing):
@@ -68,8 +82,49 @@ class BondGCNConv(MessagePassing):
         return weight.unsqueeze(1) * torch.relu(x_j + edge_attr)
 
 
+class MeanBondConv(MessagePassing):
+    """Mean aggregation of ``h_u + e_uv``, the atom's own ``(1 + eps) h_v``, then one linear map.
+
+    ``h'_v = Linear((1 + eps) h_v + mean_{u -> v}(h_u + lin_e(e_uv)))``; an atom without bonds
+    gets ``Linear((1 + eps) h_v)``. See the module docstring.
+
+    Args:
+        channels: input and output width ``d``.
+        edge_dim: bond feature columns.
+        edge_cardinalities: as in :class:`BondGCNConv` (this layer's own bond embedding tables).
+        eps: initial value of ``eps`` (the reference: 0).
+        train_eps: learn ``eps`` (the reference: fixed).
+    """
+
+    def __init__(self, channels: int, edge_dim: int, edge_cardinalities: list[int] | None = None,
+                 eps: float = 0.0, train_eps: bool = False):
+        super().__init__(aggr="mean")
+        self.channels = int(channels)
+        self.initial_eps = float(eps)
+        self.lin = nn.Linear(channels, channels)
+        self.edge_encoder = InputEncoder(edge_dim, channels, edge_cardinalities)
+        if train_eps:
+            self.eps = nn.Parameter(torch.empty(1))
+        else:
+            self.register_buffer("eps", torch.empty(1))
+        self.reset_parameters()
+
+    def reset_parameters(self) -> None:
+        self.lin.reset_parameters()
+        self.edge_encoder.reset_parameters()
+        self.eps.data.fill_(self.initial_eps)
+
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
+        """``(N, d), (2, E), (E, edge_dim) -> (N, d)`` (``edge_attr`` int64 when index-encoded)."""
+        neigh = self.propagate(edge_index, x=x, edge_attr=self.edge_encoder(edge_attr))
+        return self.lin((1.0 + self.eps) * x + neigh)
+
+    def message(self, x_j: Tensor, edge_attr: Tensor) -> Tensor:
+        return x_j + edge_attr
+
+
 class GCNEncoder(nn.Module):
-    """Stack of :class:`BondGCNConv`: atom and bond features -> ``(N, hidden_dim)``.
+    """Stack of :class:`BondGCNConv` (or :class:`MeanBondConv`): atom and bond features -> ``(N, hidden_dim)``.
 
     The input map (``Linear(atom_dim, hidden_dim)``, or summed embedding tables for index-encoded
     atoms), then per layer ``h = dropout(act(Norm(conv(h))))`` (the
@@ -88,13 +143,17 @@ class GCNEncoder(nn.Module):
             (int64) atom/bond features, embedded as in the OGB baseline (module docstring);
             ``None``: float features.
         norm_eps: the norms' ``eps`` (``None``: each norm's default, 1e-5).
+        propagation: ``"symmetric"`` (:class:`BondGCNConv`, the OGB baseline) or ``"mean"``
+            (:class:`MeanBondConv`, the GraphNorm reference's molecule GCN).
     """
 
     def __init__(self, atom_dim: int, bond_dim: int, hidden_dim: int = 300, depth: int = 5, dropout: float = 0.0,
                  norm: str = "batch", activation: str = "relu", residual: bool = False,
                  atom_cardinalities: list[int] | None = None, bond_cardinalities: list[int] | None = None,
-                 norm_eps: float | None = None):
+                 norm_eps: float | None = None, propagation: str = "symmetric"):
         super().__init__()
+        if propagation not in PROPAGATIONS:
+            raise ValueError(f"unknown propagation {propagation!r}; choose one of {list(PROPAGATIONS)}")
         if depth < 1:
             raise ValueError(f"depth must be >= 1, got {depth}")
         if norm not in NORMS:
@@ -102,8 +161,10 @@ class GCNEncoder(nn.Module):
         self.atom_dim, self.bond_dim = int(atom_dim), int(bond_dim)
         self.hidden_dim, self.depth, self.norm = int(hidden_dim), int(depth), norm
         self.residual = bool(residual)
+        self.propagation = propagation
         self.input = InputEncoder(self.atom_dim, self.hidden_dim, atom_cardinalities)
-        self.convs = nn.ModuleList(BondGCNConv(self.hidden_dim, self.bond_dim, bond_cardinalities)
+        conv_cls = BondGCNConv if propagation == "symmetric" else MeanBondConv
+        self.convs = nn.ModuleList(conv_cls(self.hidden_dim, self.bond_dim, bond_cardinalities)
                                    for _ in range(self.depth))
         self.norms = nn.ModuleList(make_norm(norm, self.hidden_dim, norm_eps) for _ in range(self.depth))
         self.act = get_activation(activation)
@@ -138,5 +199,5 @@ class GCNEncoder(nn.Module):
 
     def extra_repr(self) -> str:
         return (f"atom_dim={self.atom_dim}, bond_dim={self.bond_dim}, hidden_dim={self.hidden_dim}, "
-                f"depth={self.depth}, norm={self.norm!r}, residual={self.residual}, "
+                f"depth={self.depth}, propagation={self.propagation!r}, norm={self.norm!r}, residual={self.residual}, "
                 f"index_input={self.input.is_index}")

@@ -29,6 +29,7 @@ __all__ = ["TrainConfig", "load_config_file", "resolve_config", "save_config"]
 MODEL_NAMES = ("dmpnn", "gin", "gcn")
 SPLITS = ("random", "scaffold", "balanced_scaffold", "stratified")
 NORM_NAMES = ("graph", "batch", "layer", "instance", "none")  # molgraph.nn.norm.NORMS
+GCN_PROPAGATIONS = ("symmetric", "mean")  # molgraph.nn.gcn.PROPAGATIONS
 MOLECULE_FEATURIZERS = ("rdkit_descriptors", "morgan", "morgan_count")
 # chemprop v2's names for the same featurizers
 MOLECULE_FEATURIZER_ALIASES = {"rdkit_2d": "rdkit_descriptors", "morgan_binary": "morgan"}
@@ -74,6 +75,9 @@ class TrainConfig:
     # eps of gin's/gcn's norms (None: 1e-5). GraphNorm divides by sqrt(var + eps) per molecule, so a
     # feature that is nearly constant within a small molecule is amplified up to 1/sqrt(eps).
     norm_eps: float | None = None
+    # the gcn model's layer: symmetric (Kipf & Welling weights, the OGB baseline; the default) or mean
+    # (the GraphNorm reference's molecule GCN, molgraph.nn.MeanBondConv)
+    gcn_propagation: str | None = None
     # optimisation
     seed: int = 0
     epochs: int = 50
@@ -125,6 +129,10 @@ class TrainConfig:
             raise ValueError("norm_eps applies to the gin and gcn models; the D-MPNN has no normalization layers")
         if self.norm_eps is not None and not self.norm_eps > 0:
             raise ValueError(f"norm_eps must be > 0, got {self.norm_eps}")
+        if self.gcn_propagation is not None and self.gcn_propagation not in GCN_PROPAGATIONS:
+            raise ValueError(f"gcn_propagation must be one of {GCN_PROPAGATIONS}, got {self.gcn_propagation!r}")
+        if self.gcn_propagation is not None and self.model != "gcn":
+            raise ValueError(f"gcn_propagation applies to the gcn model, not {self.model!r}")
         if self.residual is not None and self.model == "dmpnn":
             raise ValueError("residual applies to the gin and gcn models, not the D-MPNN")
         if self.split not in SPLITS:

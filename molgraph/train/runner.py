@@ -124,6 +124,8 @@ def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) ->
         preset["residual"] = residual_for(config)
         if config.norm_eps is not None:
             preset["norm_eps"] = float(config.norm_eps)
+    if config.gcn_propagation is not None:
+        preset["gcn_propagation"] = config.gcn_propagation
     if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
         preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
     return PropertyModel(**preset).config  # normalized, JSON-able
