@@ -4,8 +4,8 @@ GraphNorm's claim is faster training. On HIV the full runs (``graphnorm.py --par
 about an hour per model on a CPU core, so settings were first compared here: a few epochs on a
 random subset of the scaffold split's training part, same seed, same batches for every variant.
 
-Model: the ``gcn`` preset (Hu et al. 2020's GCN with bond features; hidden 300, 5 layers, mean
-readout, one hidden FFN layer) with residual connections, ``ogb`` features. Loop: Adam, constant
+Model: the ``gcn`` preset (Hu et al. 2020's GCN with bond features; hidden 300, mean readout; by
+default 5 layers and one hidden FFN layer) with residual connections, ``ogb`` features. Loop: Adam, constant
 lr, BCE with logits, the training batches reshuffled each epoch with the epoch as seed. Reported
 per epoch: the mean training loss (train mode, dropout on), the ROC-AUC on the first 4,000 of the
 training molecules in eval mode (how well the data is fitted) and on the full validation part.
@@ -48,6 +48,11 @@ DEFAULT_VARIANTS = [
     "gn_lr1e-4 norm=graph lr=1e-4",
     "gn_d0.1_bs64_lr1e-4 norm=graph dropout=0.1 bs=64 lr=1e-4", "bn_d0.1_bs64_lr1e-4 norm=batch dropout=0.1 bs=64 lr=1e-4",
     "gn_d0.1_bs64_lr1e-3 norm=graph dropout=0.1 bs=64 lr=1e-3", "gn_d0_bs64_lr1e-4 norm=graph dropout=0 bs=64 lr=1e-4",
+    # the reference's molecule GCN (graphnorm.py's full setting): mean propagation, 4 layers, linear head
+    "gn_mean_ref norm=graph dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0",
+    "bn_mean_ref norm=batch dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0",
+    "gn_mean_ref_eps1e-2 norm=graph dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0 eps=1e-2",
+    "gn_mean_ref_eps1e-6 norm=graph dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0 eps=1e-6",
 ]
 KEYS = {"norm": str, "dropout": float, "lr": float, "bs": int, "eps": float, "prop": str, "depth": int, "ffn": int}
 DEFAULTS = {"norm": "graph", "dropout": 0.5, "lr": 1e-3, "bs": 32, "eps": None, "prop": "symmetric", "depth": 5,
