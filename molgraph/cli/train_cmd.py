@@ -49,7 +49,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("--n-jobs", type=int, help="featurization processes")
     sp = p.add_argument_group("split")
     sp.add_argument("--split", "--split-type", dest="split",
-                    choices=("random", "scaffold", "balanced_scaffold", "stratified"), help="default: random")
+                    choices=("random", "scaffold", "ogb_scaffold", "balanced_scaffold", "stratified"),
+                    help="default: random (ogb_scaffold: the rule of OGB's ogbg-mol* splits, ties latest first)")
     sp.add_argument("--split-sizes", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), help="default: 0.8 0.1 0.1")
     sp.add_argument("--splits-file", "--split-file", dest="split_file", help="a split file (JSON or CSV, file rows)")
     sp.add_argument("--data-seed", type=int, help="seed of the split and of the batch order (default 0)")

@@ -49,7 +49,7 @@ __all__ = [
 ]
 
 PARTS: tuple[str, str, str] = ("train", "val", "test")
-SPLIT_METHODS: tuple[str, ...] = ("random", "scaffold", "balanced_scaffold", "stratified")
+SPLIT_METHODS: tuple[str, ...] = ("random", "scaffold", "ogb_scaffold", "balanced_scaffold", "stratified")
 DEFAULT_SIZES: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
 _FORMAT = "molgraph.split"
@@ -368,6 +368,7 @@ def _scaffold_groups(
     scaffolds: Sequence[Hashable] | None,
     generic: bool,
     errors: Errors,
+    include_chirality: bool = False,
 ) -> tuple[list[np.ndarray], int, list[Rejected], int]:
     """Group rows by scaffold.
 
@@ -382,7 +383,9 @@ def _scaffold_groups(
         kept = np.arange(len(scaffolds), dtype=np.int64)
         keys, rejected, n_rows = list(scaffolds), [], len(scaffolds)
     elif smiles is not None:
-        kept, keys, rejected = _map_molecules(smiles, errors, lambda m: murcko_scaffold(m, generic=generic))
+        kept, keys, rejected = _map_molecules(
+            smiles, errors, lambda m: murcko_scaffold(m, generic=generic, include_chirality=include_chirality)
+        )
         n_rows = len(smiles)
     else:
         raise ValueError("scaffold splits need smiles (or precomputed scaffolds)")
@@ -438,12 +441,18 @@ def scaffold_split(
     scaffolds: Sequence[Hashable] | None = None,
     generic: bool = False,
     errors: Errors = "raise",
+    tie_break: str = "first",
+    include_chirality: bool = False,
 ) -> Split:
     """Deterministic Bemis-Murcko scaffold split (MoleculeNet/DeepChem style).
 
     Rule: rows are grouped by scaffold (:func:`~molgraph.chem.murcko_scaffold`; acyclic
     molecules share the empty scaffold). Groups are sorted by size, largest first, ties broken
-    by first occurrence in the input (earliest first; DeepChem breaks ties the other way).
+    by first occurrence in the input: earliest first (``tie_break="first"``) or latest first
+    (``"last"``, as DeepChem's ``ScaffoldSplitter`` and the pretrain-gnns code of Hu et al. that
+    made OGB's ``ogbg-mol*`` splits, which also keeps chirality in the scaffolds).
+    Most groups are singletons, so the tie rule decides which molecules make up val and test:
+    on HIV the two rules' test sets share no molecule.
     With targets ``(t_train, t_val, t_test) = part_sizes(n_kept, sizes)``, each group in turn
     goes to train if train then holds at most ``t_train`` rows, else to val if val then holds
     at most ``t_val`` rows, else to test. So no scaffold is in two parts, the largest scaffold
@@ -456,21 +465,30 @@ def scaffold_split(
         scaffolds: precomputed group key per row; when given no SMILES is parsed.
         generic: group by generic scaffolds (all atoms carbon, all bonds single).
         errors: ``"raise"`` or ``"skip"`` for unparsable SMILES (see the module doc).
+        tie_break: ``"first"`` or ``"last"`` (see above).
+        include_chirality: keep stereo in the scaffold SMILES (DeepChem and OGB do).
 
     Returns:
         A :class:`Split` with ``seed=None``; ``info`` holds ``n_rows``, ``n_scaffolds``,
-        ``largest_scaffold``, ``generic`` and ``rejected``.
+        ``largest_scaffold``, ``generic``, ``tie_break``, ``include_chirality`` and ``rejected``.
     """
+    if tie_break not in ("first", "last"):
+        raise ValueError(f"tie_break must be 'first' or 'last', got {tie_break!r}")
     fractions = check_sizes(sizes)
-    groups, n_kept, rejected, n_rows = _scaffold_groups(smiles, scaffolds, generic, errors)
-    # sorted() is stable, so equal-sized groups keep first-occurrence order.
-    ordered = sorted(groups, key=lambda g: -len(g))
+    groups, n_kept, rejected, n_rows = _scaffold_groups(smiles, scaffolds, generic, errors, include_chirality)
+    if tie_break == "first":
+        # sorted() is stable, so equal-sized groups keep first-occurrence order.
+        ordered = sorted(groups, key=lambda g: -len(g))
+    else:  # each group's rows are in input order, so g[0] is its first occurrence
+        ordered = sorted(groups, key=lambda g: (-len(g), -int(g[0])))
     train, val, test = _assign_groups(ordered, part_sizes(n_kept, fractions))
     info = {
         "n_rows": n_rows,
         "n_scaffolds": len(groups),
         "largest_scaffold": max((len(g) for g in groups), default=0),
         "generic": bool(generic),
+        "tie_break": tie_break,
+        "include_chirality": bool(include_chirality),
         "rejected": rejected,
     }
     return Split(train, val, test, method="scaffold", seed=None, sizes=fractions, info=info)
@@ -674,7 +692,9 @@ def make_split(
     """Make a split by name (used by the CLI and the trainer).
 
     Args:
-        method: ``"random"``, ``"scaffold"``, ``"balanced_scaffold"`` or ``"stratified"``.
+        method: ``"random"``, ``"scaffold"``, ``"ogb_scaffold"`` (:func:`scaffold_split` with
+            latest-first ties and chiral scaffolds: the rule of OGB's ``ogbg-mol*`` splits),
+            ``"balanced_scaffold"`` or ``"stratified"``.
         smiles: one SMILES per row; needed for scaffold splits. When given for the other
             methods too, unparsable rows are handled by ``errors`` as well, so every method
             splits the same usable rows.
@@ -696,6 +716,12 @@ def make_split(
         if smiles is None:
             raise ValueError("the scaffold split needs smiles")
         return scaffold_split(smiles, fractions, generic=generic, errors=errors)
+    if method == "ogb_scaffold":
+        if smiles is None:
+            raise ValueError("the ogb_scaffold split needs smiles")
+        split = scaffold_split(smiles, fractions, generic=generic, errors=errors, tie_break="last",
+                               include_chirality=True)
+        return Split(split.train, split.val, split.test, "ogb_scaffold", None, split.sizes, split.info)
     if method == "balanced_scaffold":
         if smiles is None:
             raise ValueError("the balanced_scaffold split needs smiles")

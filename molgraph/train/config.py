@@ -27,7 +27,7 @@ else:  # pragma: no cover
 __all__ = ["TrainConfig", "load_config_file", "resolve_config", "save_config"]
 
 MODEL_NAMES = ("dmpnn", "gin", "gcn")
-SPLITS = ("random", "scaffold", "balanced_scaffold", "stratified")
+SPLITS = ("random", "scaffold", "ogb_scaffold", "balanced_scaffold", "stratified")
 NORM_NAMES = ("graph", "batch", "layer", "instance", "none")  # molgraph.nn.norm.NORMS
 GCN_PROPAGATIONS = ("symmetric", "mean")  # molgraph.nn.gcn.PROPAGATIONS
 MOLECULE_FEATURIZERS = ("rdkit_descriptors", "morgan", "morgan_count")
