@@ -2,6 +2,7 @@
 
 from __future__ import annotations
 
+from pathlib import Path
 
 import pytest
 import torch
@@ -121,3 +122,11 @@ def test_ddp_shards_are_the_single_process_batches():
             assert sorted(full) == sorted(a + b)
     assert batches(1, 0, 8, 0) != batches(1, 0, 8, 1)  # a new order each epoch
     assert batches(1, 0, 8, 1) == batches(1, 0, 8, 1)  # and the same order for the same epoch
+
+
+@pytest.mark.parametrize("recipe", sorted((Path(__file__).resolve().parents[1] / "models").glob("*.toml")),
+                         ids=lambda p: p.stem)
+def test_model_recipes_load_and_validate(recipe, tmp_path):
+    cfg = resolve_config(load_config_file(recipe), {"output_dir": str(tmp_path / "run")}).validate()
+    assert cfg.dataset is not None and cfg.model in recipe.stem  # named <model>[_<variant>]_<dataset>
+    assert recipe.stem.endswith(cfg.dataset)
