@@ -268,6 +268,22 @@ def test_build_model_presets(multihot):
         PropertyModel(num_tasks=1, encoder="gat", **dims)
 
 
+def _path_bonds(conv, index_bonds):
+    """Bonds of the 4-atom path 0-1-2-3 (both directions) for a conv with a 2-column ``edge_encoder``:
+    ``(edge_index (2, 6), edge_attr (6, 2), encoded bonds e (6, d))``."""
+    pairs = [(0, 1), (1, 2), (2, 3)]
+    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
+                               [b for a, b in pairs] + [a for a, b in pairs]])
+    if index_bonds:  # the layer's own tables, summed (OGB's BondEncoder)
+        edge_attr = torch.tensor([[0, 1], [3, 2], [1, 0]] * 2)
+        tables = conv.edge_encoder.embeddings
+        e = tables[0].weight[edge_attr[:, 0]] + tables[1].weight[edge_attr[:, 1]]
+    else:
+        edge_attr = torch.randn(edge_index.shape[1], 2)
+        e = conv.edge_encoder.linear(edge_attr)
+    return edge_index, edge_attr, e
+
+
 @pytest.mark.parametrize("index_bonds", [False, True])
 def test_bond_gcn_conv_matches_dense_formula(index_bonds):
     # D^-1/2 (A + I) D^-1/2 propagation with bond terms, written out densely on a 4-atom path
@@ -276,16 +292,7 @@ def test_bond_gcn_conv_matches_dense_formula(index_bonds):
     with torch.no_grad():
         conv.root.normal_()
     x = torch.randn(4, 3)
-    pairs = [(0, 1), (1, 2), (2, 3)]
-    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
-                               [b for a, b in pairs] + [a for a, b in pairs]])
-    if index_bonds:  # this layer's own tables, summed (OGB's BondEncoder)
-        edge_attr = torch.tensor([[0, 1], [3, 2], [1, 0]] * 2)
-        tables = conv.edge_encoder.embeddings
-        e = tables[0].weight[edge_attr[:, 0]] + tables[1].weight[edge_attr[:, 1]]
-    else:
-        edge_attr = torch.randn(edge_index.shape[1], 2)
-        e = conv.edge_encoder.linear(edge_attr)
+    edge_index, edge_attr, e = _path_bonds(conv, index_bonds)
     h = conv.lin(x)
     deg = torch.tensor([2.0, 3.0, 3.0, 2.0])  # neighbours + the self loop
     expected = torch.relu(h + conv.root) / deg[:, None]
@@ -302,16 +309,7 @@ def test_mean_bond_conv_matches_dense_formula(index_bonds):
     torch.manual_seed(0)
     conv = MeanBondConv(3, 2, [4, 3] if index_bonds else None, eps=0.5)
     x = torch.randn(5, 3)
-    pairs = [(0, 1), (1, 2), (2, 3)]
-    edge_index = torch.tensor([[a for a, b in pairs] + [b for a, b in pairs],
-                               [b for a, b in pairs] + [a for a, b in pairs]])
-    if index_bonds:
-        edge_attr = torch.tensor([[0, 1], [3, 2], [1, 0]] * 2)
-        tables = conv.edge_encoder.embeddings
-        e = tables[0].weight[edge_attr[:, 0]] + tables[1].weight[edge_attr[:, 1]]
-    else:
-        edge_attr = torch.randn(edge_index.shape[1], 2)
-        e = conv.edge_encoder.linear(edge_attr)
+    edge_index, edge_attr, e = _path_bonds(conv, index_bonds)
     agg = 1.5 * x
     for v in range(5):
         into = [k for k in range(edge_index.shape[1]) if int(edge_index[1, k]) == v]

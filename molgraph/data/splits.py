@@ -22,7 +22,7 @@ from __future__ import annotations
 import json
 import math
 import os
-from dataclasses import dataclass, field
+from dataclasses import dataclass, field, replace
 from pathlib import Path
 from typing import Any, Callable, Hashable, Literal, Sequence
 
@@ -721,7 +721,7 @@ def make_split(
             raise ValueError("the ogb_scaffold split needs smiles")
         split = scaffold_split(smiles, fractions, generic=generic, errors=errors, tie_break="last",
                                include_chirality=True)
-        return Split(split.train, split.val, split.test, "ogb_scaffold", None, split.sizes, split.info)
+        return replace(split, method="ogb_scaffold")
     if method == "balanced_scaffold":
         if smiles is None:
             raise ValueError("the balanced_scaffold split needs smiles")
