@@ -237,7 +237,7 @@ def test_config_round_trip(preset, encoder, request):
     assert set(config) == {
         "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
         "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
-        "batch_norm", "activation", "norm", "residual", "norm_eps", "gcn_propagation",
+        "batch_norm", "activation", "norm", "residual", "norm_eps", "gcn_propagation", "output_dropout",
     }
     clone = PropertyModel(**json.loads(json.dumps(config)))
     clone.load_state_dict(model.state_dict())
@@ -334,6 +334,29 @@ def test_gcn_propagation_switch(multihot):
         build_model("gin", num_tasks=1, gcn_propagation="mean", **dims)
     with pytest.raises(ValueError, match="unknown propagation"):
         GCNEncoder(4, 2, propagation="max")
+
+
+def test_output_dropout_drops_whole_outputs_in_training_only(multihot):
+    # The GraphNorm reference's logit dropout: in training each output is either 0 or twice the
+    # eval-mode output (inverted dropout, p 0.5); in eval it is the plain model's output.
+    dims = featurizer_input_kwargs(multihot)
+    torch.manual_seed(0)
+    m = build_model("gcn", num_tasks=2, norm="graph", gcn_propagation="mean", depth=2, dropout=0.0, output_dropout=0.5, **dims)
+    plain = PropertyModel(**{**m.config, "output_dropout": 0.0})
+    plain.load_state_dict(m.state_dict())  # the dropout has no parameters: same state dict
+    batch = Batch.from_data_list([multihot(s) for s in SMALL] * 8)
+    m.eval(), plain.eval()
+    with torch.no_grad():
+        ref = plain(batch)
+        assert torch.equal(m(batch), ref)
+        m.train()  # dropout 0 elsewhere and GraphNorm has no running statistics: only the logits are random
+        out = m(batch)
+    kept = out != 0
+    assert 0 < int(kept.sum()) < out.numel()  # some outputs dropped, some kept
+    torch.testing.assert_close(out[kept], 2 * ref[kept])
+    assert PropertyModel(**m.config).config["output_dropout"] == 0.5
+    with pytest.raises(ValueError, match="output_dropout must be in"):
+        build_model("gcn", num_tasks=1, output_dropout=1.0, **dims)
 
 
 def test_extra_features(multihot):

@@ -310,11 +310,12 @@ def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
     run = tmp_path / "gcn_mean"
     rc = main(["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",
                "--split-file", str(tiny_csv.parent / "split.json"), "--model", "gcn", "--norm", "graph",
-               "--gcn-propagation", "mean", "--hidden-dim", "16", "--depth", "2", "--epochs", "1",
+               "--gcn-propagation", "mean", "--output-dropout", "0.5", "--hidden-dim", "16", "--depth", "2", "--epochs", "1",
                "--accelerator", "cpu", "--no-progress", "-o", str(run)])
     assert rc == 0
     payload = load_model_file(run / "model.pt")
     assert payload["model_config"]["gcn_propagation"] == "mean"
+    assert payload["model_config"]["output_dropout"] == 0.5  # the reference's logit dropout, kept in the model file
     assert any(".convs.0.eps" in k for k in payload["members"][0])  # MeanBondConv's (fixed) eps buffer
     assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved
 
@@ -346,5 +347,7 @@ def test_norm_eps_is_checked():
         TrainConfig(dataset="esol", model="gin", gcn_propagation="mean", output_dir="run").validate()
     with pytest.raises(ValueError, match="gcn_propagation must be one of"):
         TrainConfig(dataset="esol", model="gcn", gcn_propagation="sum", output_dir="run").validate()
+    with pytest.raises(ValueError, match="output_dropout must be in"):
+        TrainConfig(dataset="esol", model="gcn", output_dropout=-0.1, output_dir="run").validate()
     with pytest.raises(ValueError, match="norm_eps must be > 0"):
         TrainConfig(dataset="esol", model="gin", norm_eps=0.0, output_dir="run").validate()

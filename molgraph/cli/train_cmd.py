@@ -70,6 +70,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--gcn-propagation", choices=("symmetric", "mean"),
                    help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; default) or mean "
                         "(the GraphNorm reference's molecule GCN)")
+    m.add_argument("--output-dropout", type=float,
+                   help="dropout on the raw outputs (logits) while training (default 0; the GraphNorm "
+                        "reference's molecule models use 0.5)")
     m.add_argument("--ffn-hidden-dim", type=int)
     m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
     o = p.add_argument_group("optimization")

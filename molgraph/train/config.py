@@ -78,6 +78,8 @@ class TrainConfig:
     # the gcn model's layer: symmetric (Kipf & Welling weights, the OGB baseline; the default) or mean
     # (the GraphNorm reference's molecule GCN, molgraph.nn.MeanBondConv)
     gcn_propagation: str | None = None
+    # dropout on the model's raw outputs while training (the GraphNorm reference's molecule models: 0.5)
+    output_dropout: float = 0.0
     # optimisation
     seed: int = 0
     epochs: int = 50
@@ -158,6 +160,8 @@ class TrainConfig:
             raise ValueError(f"patience must be >= 1, got {self.patience}")
         if not 0.0 <= self.dropout < 1.0:
             raise ValueError(f"dropout must be in [0, 1), got {self.dropout}")
+        if not 0.0 <= self.output_dropout < 1.0:
+            raise ValueError(f"output_dropout must be in [0, 1), got {self.output_dropout}")
         if self.mc_dropout_samples and self.dropout == 0.0:
             raise ValueError("mc_dropout_samples needs dropout > 0")
         if self.output_dir is None:

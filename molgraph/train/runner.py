@@ -111,6 +111,7 @@ def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) ->
         bond_dim=feat.bond_dim,
         extra_dim=extra_dim,
         dropout=float(config.dropout),
+        output_dropout=float(config.output_dropout),
         ffn_layers=int(config.ffn_layers),
     )
     if feat.atom_featurizer.encoding == "index":
