@@ -36,9 +36,11 @@ Parts (``--parts``):
     - ``full``: the reference's molhiv model and protocol (lsj2408/GraphNorm, ``ogbg_ws``): its
       "GCN" layer (``gcn_propagation="mean"``, :class:`molgraph.nn.MeanBondConv`), 4 message-passing
       layers (its ``n_layers=5`` counts the input embedding), hidden 300, mean pooling into a single
-      linear head, no dropout, batch 64, 50 epochs, Adam lr 1e-4 decayed linearly to 0, 3 seeds;
-      about an hour per model on one CPU core, minutes on a GPU. The 0.77 target applies here, to
-      the mean over its seeds.
+      linear head, no dropout inside the model but dropout 0.5 on the output logit while training
+      (``output_dropout``), batch 64, 50 epochs, Adam lr 1e-4 decayed linearly to 0, 3 seeds;
+      about 35 min per run on one CPU core, minutes on a GPU. The 0.77 target applies here, to
+      the mean over its seeds. ``--hiv-output-dropout 0`` gives the setting without the logit
+      dropout (stored as ``hiv_full_output_dropout=0.0``).
     - ``full_symmetric``: the same protocol on the OGB baseline's GCN layer (Kipf & Welling weights,
       5 layers, one hidden head layer, dropout 0.1, norm eps 1e-2).
     - ``ogb_baseline``: the OGB baselines' protocol (batch 32, 100 epochs, constant lr 1e-3).
@@ -46,8 +48,8 @@ Parts (``--parts``):
       pipeline, not the paper's number.
 
     ``--hiv-epochs``/``--hiv-hidden``/``--hiv-seeds``/``--hiv-lr``/``--hiv-batch-size``/
-    ``--hiv-dropout``/``--hiv-norm-eps``/``--hiv-gcn-propagation`` override a setting; such runs are
-    stored under their own key.
+    ``--hiv-dropout``/``--hiv-norm-eps``/``--hiv-gcn-propagation``/``--hiv-output-dropout`` override
+    a setting; such runs are stored under their own key.
 
 ``speed``
     Per-epoch training time of the same GIN with GraphNorm (ours), torch_geometric's GraphNorm
@@ -348,10 +350,12 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
     # norm, ReLU (not after the last layer), the residual; 4 such layers; mean pooling; one Linear to the logit.
     # Its norm sees a dense linear output, nothing sparse to blow up, so eps stays at the layer's default (1e-5; the
     # reference's is 1e-6): 3-epoch probes (graphnorm_hiv_probe.py, gn_mean_ref*) gave GraphNorm a training ROC-AUC
-    # of 0.77 / 0.79 / 0.79 with eps 1e-2 / 1e-5 / 1e-6, BatchNorm 0.78. Left out: the reference drops out the
-    # *logit* (p 0.5) while training, which for ROC-AUC amounts to training on a random half of each batch.
+    # of 0.77 / 0.79 / 0.79 with eps 1e-2 / 1e-5 / 1e-6, BatchNorm 0.78. The reference also drops out the *logit*
+    # (p 0.5) while training: each step learns from a random half of the batch (with doubled logits). Without it
+    # GraphNorm overfit within 13-18 epochs and scored 0.749 on test (hiv_full_output_dropout=0.0).
     "full": {"hidden_dim": 300, "dropout": 0.0, "batch_size": 64, "epochs": 50, "lr": 1e-4, "schedule": "linear",
-             "seeds": [0, 1, 2], "norm_eps": None, "depth": 4, "ffn_layers": 0, "gcn_propagation": "mean", "split": "ogb_scaffold", "output_dropout": 0.0},
+             "seeds": [0, 1, 2], "norm_eps": None, "depth": 4, "ffn_layers": 0, "gcn_propagation": "mean",
+             "split": "ogb_scaffold", "output_dropout": 0.5},
     # The OGB baselines' protocol (Hu et al. 2020): 100 epochs, batch 32, constant lr 1e-3.
     "ogb_baseline": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 32, "epochs": 100, "lr": 1e-3,
                      "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 1,
@@ -475,7 +479,9 @@ def _tables(results: dict[str, Any]) -> str:
                            if k.startswith("hiv_") and isinstance(v, dict) and "models" in v):
         lines += ["", f"| HIV scaffold ({hiv['setting']}: {hiv.get('gcn_propagation', 'symmetric')} GCN layer, "
                   f"depth {hiv.get('depth', 5)}, hidden {hiv['hidden_dim']}, {hiv['epochs']} epochs, "
-                  f"batch {hiv['batch_size']}, dropout {hiv['dropout']:g}, norm eps {hiv.get('norm_eps') or 1e-5:g}, "
+                  f"batch {hiv['batch_size']}, dropout {hiv['dropout']:g}, "
+                  + (f"logit dropout {hiv['output_dropout']:g}, " if hiv.get("output_dropout") else "")
+                  + f"norm eps {hiv.get('norm_eps') or 1e-5:g}, "
                   f"{hiv.get('optimizer', 'Adam, constant lr 1e-3')}) | test ROC-AUC | "
                   "seeds | paper (ogbg-molhiv) |", "|---|---|---|---|"]
         for name, e in hiv["models"].items():

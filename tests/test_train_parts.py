@@ -130,3 +130,22 @@ def test_model_recipes_load_and_validate(recipe, tmp_path):
     cfg = resolve_config(load_config_file(recipe), {"output_dir": str(tmp_path / "run")}).validate()
     assert cfg.dataset is not None and cfg.model in recipe.stem  # named <model>[_<variant>]_<dataset>
     assert recipe.stem.endswith(cfg.dataset)
+
+
+def test_graphnorm_hiv_recipe_is_the_benchmark_full_setting(tmp_path):
+    # The recipe and the benchmark's measured setting must not drift apart: the README's numbers are the recipe's.
+    import importlib.util
+
+    root = Path(__file__).resolve().parents[1]
+    spec = importlib.util.spec_from_file_location("graphnorm_benchmark", root / "benchmarks" / "graphnorm.py")
+    bench = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(bench)
+    s = bench.HIV_SETTINGS["full"]
+    cfg = resolve_config(load_config_file(root / "models" / "gcn_graphnorm_hiv.toml"),
+                         {"output_dir": str(tmp_path / "run")}).validate()
+    assert (cfg.model, cfg.norm, cfg.featurizer, cfg.residual) == ("gcn", "graph", "ogb", True)
+    assert (cfg.hidden_dim, cfg.depth, cfg.ffn_layers, cfg.gcn_propagation, cfg.split) == (
+        s["hidden_dim"], s["depth"], s["ffn_layers"], s["gcn_propagation"], s["split"])
+    assert (cfg.dropout, cfg.output_dropout, cfg.norm_eps) == (s["dropout"], s["output_dropout"], s["norm_eps"])
+    assert (cfg.batch_size, cfg.epochs, cfg.schedule, cfg.max_lr, cfg.final_lr) == (
+        s["batch_size"], s["epochs"], s["schedule"], s["lr"], 0.0)
