@@ -477,7 +477,7 @@ def _tables(results: dict[str, Any]) -> str:
                          + f" | {'yes' if e['graph_faster_than_batch'] else 'no'} ({e['decided_by']}) |")
     for key, hiv in sorted((k, v) for k, v in results.items()
                            if k.startswith("hiv_") and isinstance(v, dict) and "models" in v):
-        lines += ["", f"| HIV scaffold ({hiv['setting']}: {hiv.get('gcn_propagation', 'symmetric')} GCN layer, "
+        lines += ["", f"| {key} ({hiv.get('gcn_propagation', 'symmetric')} GCN layer, "
                   f"depth {hiv.get('depth', 5)}, hidden {hiv['hidden_dim']}, {hiv['epochs']} epochs, "
                   f"batch {hiv['batch_size']}, dropout {hiv['dropout']:g}, "
                   + (f"logit dropout {hiv['output_dropout']:g}, " if hiv.get("output_dropout") else "")
