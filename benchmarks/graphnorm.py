@@ -361,7 +361,8 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
                      "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 1,
                      "gcn_propagation": "symmetric", "split": "ogb_scaffold", "output_dropout": 0.0},
     "reduced": {"hidden_dim": 64, "dropout": 0.5, "batch_size": 128, "epochs": 3, "lr": 1e-3, "schedule": "constant",
-                "seeds": [0], "norm_eps": None, "depth": 5, "ffn_layers": 1, "gcn_propagation": "symmetric", "split": "ogb_scaffold", "output_dropout": 0.0},
+                "seeds": [0], "norm_eps": None, "depth": 5, "ffn_layers": 1, "gcn_propagation": "symmetric",
+                "split": "ogb_scaffold", "output_dropout": 0.0},
 }
 HIV_OVERRIDES = ("epochs", "hidden_dim", "seeds", "lr", "batch_size", "dropout", "norm_eps", "gcn_propagation",
                  "output_dropout")
@@ -401,7 +402,7 @@ def _hiv_job(job: tuple) -> dict[str, Any]:
         dataset="hiv", data_root=data_root, featurizer="ogb", split=setting["split"], split_sizes=[0.8, 0.1, 0.1],
         model=model, norm=norm, norm_eps=setting["norm_eps"], residual=True, depth=setting["depth"],
         hidden_dim=setting["hidden_dim"], dropout=setting["dropout"], ffn_layers=setting["ffn_layers"],
-        output_dropout=setting.get("output_dropout", 0.0),
+        output_dropout=setting["output_dropout"],
         gcn_propagation=setting["gcn_propagation"] if model == "gcn" else None,
         batch_size=setting["batch_size"], epochs=setting["epochs"], schedule=setting["schedule"],
         max_lr=setting["lr"], warmup_epochs=0.0, final_lr=0.0 if setting["schedule"] == "linear" else setting["lr"],

@@ -341,11 +341,13 @@ def test_output_dropout_drops_whole_outputs_in_training_only(multihot):
     # eval-mode output (inverted dropout, p 0.5); in eval it is the plain model's output.
     dims = featurizer_input_kwargs(multihot)
     torch.manual_seed(0)
-    m = build_model("gcn", num_tasks=2, norm="graph", gcn_propagation="mean", depth=2, dropout=0.0, output_dropout=0.5, **dims)
+    m = build_model("gcn", num_tasks=2, norm="graph", gcn_propagation="mean", depth=2, dropout=0.0,
+                    output_dropout=0.5, **dims)
     plain = PropertyModel(**{**m.config, "output_dropout": 0.0})
     plain.load_state_dict(m.state_dict())  # the dropout has no parameters: same state dict
     batch = Batch.from_data_list([multihot(s) for s in SMALL] * 8)
-    m.eval(), plain.eval()
+    m.eval()
+    plain.eval()
     with torch.no_grad():
         ref = plain(batch)
         assert torch.equal(m(batch), ref)

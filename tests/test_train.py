@@ -310,8 +310,8 @@ def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
     run = tmp_path / "gcn_mean"
     rc = main(["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",
                "--split-file", str(tiny_csv.parent / "split.json"), "--model", "gcn", "--norm", "graph",
-               "--gcn-propagation", "mean", "--output-dropout", "0.5", "--hidden-dim", "16", "--depth", "2", "--epochs", "1",
-               "--accelerator", "cpu", "--no-progress", "-o", str(run)])
+               "--gcn-propagation", "mean", "--output-dropout", "0.5", "--hidden-dim", "16", "--depth", "2",
+               "--epochs", "1", "--accelerator", "cpu", "--no-progress", "-o", str(run)])
     assert rc == 0
     payload = load_model_file(run / "model.pt")
     assert payload["model_config"]["gcn_propagation"] == "mean"
