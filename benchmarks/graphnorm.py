@@ -41,6 +41,9 @@ Parts (``--parts``):
       about 35 min per run on one CPU core, minutes on a GPU. The 0.77 target applies here, to
       the mean over its seeds. ``--hiv-output-dropout 0`` gives the setting without the logit
       dropout (stored as ``hiv_full_output_dropout=0.0``).
+    - ``full_leaderboard``: the reference's leaderboard configuration (its README, behind the
+      0.7883 it reports): the same layer, 5 of them, dropout 0.1 after each layer and on the logit,
+      batch 128, otherwise as ``full``.
     - ``full_symmetric``: the same protocol on the OGB baseline's GCN layer (Kipf & Welling weights,
       5 layers, one hidden head layer, dropout 0.1, norm eps 1e-2).
     - ``ogb_baseline``: the OGB baselines' protocol (batch 32, 100 epochs, constant lr 1e-3).
@@ -358,6 +361,12 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
     "full": {"hidden_dim": 300, "dropout": 0.0, "batch_size": 64, "epochs": 50, "lr": 1e-4, "schedule": "linear",
              "seeds": [0, 1, 2], "norm_eps": None, "depth": 4, "ffn_layers": 0, "gcn_propagation": "mean",
              "split": "ogb_scaffold", "output_dropout": 0.5},
+    # The reference's leaderboard configuration (its README; GCN_dp in gcn_all.py), behind the 0.7883 +- 0.0100 it reports
+    # for ogbg-molhiv: the same layer, 5 of them (its n_layers=6), dropout 0.1 after each layer's ReLU and on the logit,
+    # batch 128. (The reference skips the dropout after the last layer, which has no ReLU; ours drops out every layer.)
+    "full_leaderboard": {"hidden_dim": 300, "dropout": 0.1, "batch_size": 128, "epochs": 50, "lr": 1e-4,
+                         "schedule": "linear", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 0,
+                         "gcn_propagation": "mean", "split": "ogb_scaffold", "output_dropout": 0.1},
     # The OGB baselines' protocol (Hu et al. 2020): 100 epochs, batch 32, constant lr 1e-3.
     "ogb_baseline": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 32, "epochs": 100, "lr": 1e-3,
                      "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 1,
