@@ -43,3 +43,15 @@ def no_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
     monkeypatch.setenv("MOLGRAPH_DATA", str(empty))
     monkeypatch.setenv("MOLGRAPH_CACHE", str(tmp_path / "cache"))
     return empty
+
+
+@pytest.fixture(scope="session")
+def graphnorm_benchmark():
+    """``benchmarks/graphnorm.py`` as a module (benchmarks are scripts, not a package)."""
+    import importlib.util
+
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / "graphnorm.py"
+    spec = importlib.util.spec_from_file_location("graphnorm_benchmark", path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module

@@ -2,21 +2,13 @@
 
 from __future__ import annotations
 
-import importlib.util
-from pathlib import Path
-
 import numpy as np
 import pytest
 
-ROOT = Path(__file__).resolve().parents[1]
 
-
-@pytest.fixture(scope="module")
-def bench():
-    spec = importlib.util.spec_from_file_location("graphnorm_benchmark", ROOT / "benchmarks" / "graphnorm.py")
-    module = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(module)
-    return module
+@pytest.fixture
+def bench(graphnorm_benchmark):
+    return graphnorm_benchmark
 
 
 def _entry(bench, runs, overrides=None, accelerator="cpu", **changes):

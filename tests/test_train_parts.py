@@ -132,15 +132,10 @@ def test_model_recipes_load_and_validate(recipe, tmp_path):
     assert recipe.stem.endswith(cfg.dataset)
 
 
-def test_graphnorm_hiv_recipe_is_the_benchmark_full_setting(tmp_path):
+def test_graphnorm_hiv_recipe_is_the_benchmark_full_setting(tmp_path, graphnorm_benchmark):
     # The recipe and the benchmark's measured setting must not drift apart: the README's numbers are the recipe's.
-    import importlib.util
-
     root = Path(__file__).resolve().parents[1]
-    spec = importlib.util.spec_from_file_location("graphnorm_benchmark", root / "benchmarks" / "graphnorm.py")
-    bench = importlib.util.module_from_spec(spec)
-    spec.loader.exec_module(bench)
-    s = bench.HIV_SETTINGS["full"]
+    s = graphnorm_benchmark.HIV_SETTINGS["full"]
     cfg = resolve_config(load_config_file(root / "models" / "gcn_graphnorm_hiv.toml"),
                          {"output_dir": str(tmp_path / "run")}).validate()
     assert (cfg.model, cfg.norm, cfg.featurizer, cfg.residual) == ("gcn", "graph", "ogb", True)
