@@ -44,6 +44,12 @@ Parts (``--parts``):
     - ``full_leaderboard``: the reference's leaderboard configuration (its README, behind the
       0.7883 it reports): the same layer, 5 of them, dropout 0.1 after each layer and on the logit,
       batch 128, otherwise as ``full``.
+    - ``full_gin``: the reference's molecule GIN in its paper-table protocol (its GIN scripts run
+      ``train_dgl_ogb.py``'s defaults): 4 layers of messages ``h_u + e_uv`` summed without a ReLU
+      (``gin_message_activation=False``), the 2-layer MLP 300 -> 600 -> 300 with the norm inside and
+      after it, no ReLU after the last layer (``gin_last_activation=False``), residuals, mean
+      pooling, a linear head with logit dropout 0.5, batch 128, 25 epochs, Adam lr 1e-4 decayed
+      linearly to 0. The 0.77 target applies here too (the paper reports 0.7773 for GIN+GraphNorm).
     - ``full_symmetric``: the same protocol on the OGB baseline's GCN layer (Kipf & Welling weights,
       5 layers, one hidden head layer, dropout 0.1, norm eps 1e-2).
     - ``ogb_baseline``: the OGB baselines' protocol (batch 32, 100 epochs, constant lr 1e-3).
@@ -367,6 +373,15 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
     "full_leaderboard": {"hidden_dim": 300, "dropout": 0.1, "batch_size": 128, "epochs": 50, "lr": 1e-4,
                          "schedule": "linear", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 0,
                          "gcn_propagation": "mean", "split": "ogb_scaffold", "output_dropout": 0.1},
+    # The reference's molecule GIN and its paper-table protocol (gin_all.GIN with train_dgl_ogb.py's defaults, which its
+    # Example-gin-test-performance scripts use): messages h_u + e_uv summed without a ReLU, the 2-layer MLP 300 -> 600
+    # -> 300 with the norm inside and after it, ReLU (not after the last layer), the residual; 4 such layers; mean
+    # pooling; one Linear to the logit, dropped out with p 0.5; batch 128, 25 epochs, Adam lr 1e-4 decayed linearly.
+    # (Its GIN eps is fixed at 0; ours is learned from 0.)
+    "full_gin": {"hidden_dim": 300, "dropout": 0.0, "batch_size": 128, "epochs": 25, "lr": 1e-4, "schedule": "linear",
+                 "seeds": [0, 1, 2], "norm_eps": None, "depth": 4, "ffn_layers": 0, "gcn_propagation": "mean",
+                 "split": "ogb_scaffold", "output_dropout": 0.5, "gin_message_activation": False,
+                 "gin_last_activation": False},
     # The OGB baselines' protocol (Hu et al. 2020): 100 epochs, batch 32, constant lr 1e-3.
     "ogb_baseline": {"hidden_dim": 300, "dropout": 0.5, "batch_size": 32, "epochs": 100, "lr": 1e-3,
                      "schedule": "constant", "seeds": [0, 1, 2], "norm_eps": None, "depth": 5, "ffn_layers": 1,
@@ -377,6 +392,8 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
 }
 HIV_OVERRIDES = ("epochs", "hidden_dim", "seeds", "lr", "batch_size", "dropout", "norm_eps", "gcn_propagation",
                  "output_dropout")
+# the settings the 0.77 target is judged in: the reference's paper-table protocols, GCN and GIN
+HIV_TARGET_SETTINGS = ("full", "full_gin")
 HIV_PAPER = {("gcn", "graph"): 0.7883, ("gin", "graph"): 0.7773}  # Cai et al. 2021, ogbg-molhiv test ROC-AUC
 
 
@@ -415,6 +432,8 @@ def _hiv_job(job: tuple) -> dict[str, Any]:
         hidden_dim=setting["hidden_dim"], dropout=setting["dropout"], ffn_layers=setting["ffn_layers"],
         output_dropout=setting["output_dropout"],
         gcn_propagation=setting["gcn_propagation"] if model == "gcn" else None,
+        gin_message_activation=setting.get("gin_message_activation") if model == "gin" else None,
+        gin_last_activation=setting.get("gin_last_activation") if model == "gin" else None,
         batch_size=setting["batch_size"], epochs=setting["epochs"], schedule=setting["schedule"],
         max_lr=setting["lr"], warmup_epochs=0.0, final_lr=0.0 if setting["schedule"] == "linear" else setting["lr"],
         monitor="val_roc_auc", metrics=["roc_auc", "prc_auc"], seed=seed, data_seed=seed, accelerator=accelerator,
@@ -474,7 +493,7 @@ def _hiv_models(hiv: dict[str, Any]) -> dict[str, Any]:
         runs = [r for r in hiv["runs"] if r["model"] == m and r["norm"] == n]
         vals = [r["test_roc_auc"] for r in runs]
         # the target holds for GraphNorm in the full setting as specified, not a cut-down or altered run
-        target = 0.77 if (n == "graph" and hiv["setting"] == "full"
+        target = 0.77 if (n == "graph" and hiv["setting"] in HIV_TARGET_SETTINGS
                           and not [k for k in hiv["overrides"] if k != "seeds"]) else None
         e = {"test_roc_auc_mean": float(np.mean(vals)), "test_roc_auc_std": float(np.std(vals)), "n_seeds": len(vals),
              "seeds": sorted(r["seed"] for r in runs),
@@ -487,7 +506,8 @@ def _hiv_models(hiv: dict[str, Any]) -> dict[str, Any]:
 
 
 # what must agree for runs to share an entry: every setting key but the seeds, and how the data and model were built
-_HIV_PROTOCOL = tuple(k for k in HIV_SETTINGS["full"] if k != "seeds") + ("featurizer", "residual", "selection")
+_HIV_PROTOCOL = tuple(k for k in HIV_SETTINGS["full"] if k != "seeds") + (
+    "featurizer", "residual", "selection", "gin_message_activation", "gin_last_activation")
 
 
 def _merge_hiv(old: dict[str, Any] | None, new: dict[str, Any]) -> tuple[dict[str, Any], dict[str, Any] | None]:
@@ -543,7 +563,9 @@ def _tables(results: dict[str, Any]) -> str:
                          + f" | {'yes' if e['graph_faster_than_batch'] else 'no'} ({e['decided_by']}) |")
     for key, hiv in sorted((k, v) for k, v in results.items()
                            if k.startswith("hiv_") and isinstance(v, dict) and "models" in v):
-        lines += ["", f"| {key} ({hiv.get('gcn_propagation', 'symmetric')} GCN layer, "
+        gin_ref = hiv.get("gin_message_activation") is False  # the reference's GIN layout
+        layer = "reference GIN layer" if gin_ref else f"{hiv.get('gcn_propagation', 'symmetric')} GCN layer"
+        lines += ["", f"| {key} ({layer}, "
                   f"depth {hiv.get('depth', 5)}, hidden {hiv['hidden_dim']}, {hiv['epochs']} epochs, "
                   f"batch {hiv['batch_size']}, dropout {hiv['dropout']:g}, "
                   + (f"logit dropout {hiv['output_dropout']:g}, " if hiv.get("output_dropout") else "")

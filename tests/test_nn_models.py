@@ -238,6 +238,7 @@ def test_config_round_trip(preset, encoder, request):
         "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
         "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
         "batch_norm", "activation", "norm", "residual", "norm_eps", "gcn_propagation", "output_dropout",
+        "gin_message_activation", "gin_last_activation",
     }
     clone = PropertyModel(**json.loads(json.dumps(config)))
     clone.load_state_dict(model.state_dict())
@@ -334,6 +335,43 @@ def test_gcn_propagation_switch(multihot):
         build_model("gin", num_tasks=1, gcn_propagation="mean", **dims)
     with pytest.raises(ValueError, match="unknown propagation"):
         GCNEncoder(4, 2, propagation="max")
+
+
+@pytest.mark.parametrize("message_activation", [True, False])
+@pytest.mark.parametrize("last_activation", [True, False])
+def test_gine_activation_switches_match_hand_computation(message_activation, last_activation):
+    # One layer, no norm: h' = [relu](lin2(relu(lin1((1 + eps) h + sum_{u->v} [relu](h_u + e_uv)))))
+    torch.manual_seed(0)
+    enc = GINEEncoder(5, 3, hidden_dim=8, depth=1, norm="none", residual=False,
+                      message_activation=message_activation, last_activation=last_activation)
+    with torch.no_grad():
+        enc.convs[0].eps.fill_(0.25)
+    x, edge_attr = torch.randn(4, 5), torch.randn(6, 3)
+    edge_index = torch.tensor([[0, 1, 1, 2, 2, 3], [1, 0, 2, 1, 3, 2]])
+    with torch.no_grad():
+        h, e = enc.input(x), enc.bond_encoders[0](edge_attr)
+        msg = h[edge_index[0]] + e
+        if message_activation:
+            msg = msg.relu()
+        agg = 1.25 * h + torch.zeros_like(h).index_add_(0, edge_index[1], msg)
+        want = enc.outs[0](enc.convs[0].nn(agg).relu())
+        if last_activation:
+            want = want.relu()
+        torch.testing.assert_close(enc(x, edge_index, edge_attr), want)
+
+
+def test_gin_activation_switches_reach_the_model_file(ogb):
+    dims = featurizer_input_kwargs(ogb)
+    m = build_model("gin", num_tasks=1, norm="graph", depth=2, gin_message_activation=False,
+                    gin_last_activation=False, **dims)
+    assert not m.encoder.message_activation and not m.encoder.last_activation
+    assert PropertyModel(**m.config).config == m.config  # the choice survives the model file
+    default = build_model("gin", num_tasks=1, **dims)
+    assert default.encoder.message_activation and default.encoder.last_activation  # GINEConv's behaviour
+    legacy = {k: v for k, v in default.config.items() if not k.startswith("gin_")}  # a model file from before
+    assert PropertyModel(**legacy).config == default.config
+    with pytest.raises(ValueError, match="apply to the gine encoder"):
+        build_model("gcn", num_tasks=1, gin_last_activation=False, **dims)
 
 
 def test_output_dropout_drops_whole_outputs_in_training_only(multihot):

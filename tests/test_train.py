@@ -347,6 +347,8 @@ def test_norm_eps_is_checked():
         TrainConfig(dataset="esol", model="gin", gcn_propagation="mean", output_dir="run").validate()
     with pytest.raises(ValueError, match="gcn_propagation must be one of"):
         TrainConfig(dataset="esol", model="gcn", gcn_propagation="sum", output_dir="run").validate()
+    with pytest.raises(ValueError, match="gin_last_activation applies to the gin model"):
+        TrainConfig(dataset="esol", model="gcn", gin_last_activation=False, output_dir="run").validate()
     with pytest.raises(ValueError, match="output_dropout must be in"):
         TrainConfig(dataset="esol", model="gcn", output_dropout=-0.1, output_dir="run").validate()
     with pytest.raises(ValueError, match="norm_eps must be > 0"):

@@ -132,15 +132,21 @@ def test_model_recipes_load_and_validate(recipe, tmp_path):
     assert recipe.stem.endswith(cfg.dataset)
 
 
-def test_graphnorm_hiv_recipe_is_the_benchmark_full_setting(tmp_path, graphnorm_benchmark):
+@pytest.mark.parametrize(("recipe", "setting"), [("gcn_graphnorm_hiv", "full"), ("gin_graphnorm_hiv", "full_gin")])
+def test_graphnorm_hiv_recipe_is_the_benchmark_setting(recipe, setting, tmp_path, graphnorm_benchmark):
     # The recipe and the benchmark's measured setting must not drift apart: the README's numbers are the recipe's.
     root = Path(__file__).resolve().parents[1]
-    s = graphnorm_benchmark.HIV_SETTINGS["full"]
-    cfg = resolve_config(load_config_file(root / "models" / "gcn_graphnorm_hiv.toml"),
+    s = graphnorm_benchmark.HIV_SETTINGS[setting]
+    cfg = resolve_config(load_config_file(root / "models" / f"{recipe}.toml"),
                          {"output_dir": str(tmp_path / "run")}).validate()
-    assert (cfg.model, cfg.norm, cfg.featurizer, cfg.residual) == ("gcn", "graph", "ogb", True)
-    assert (cfg.hidden_dim, cfg.depth, cfg.ffn_layers, cfg.gcn_propagation, cfg.split) == (
-        s["hidden_dim"], s["depth"], s["ffn_layers"], s["gcn_propagation"], s["split"])
+    assert (cfg.model, cfg.norm, cfg.featurizer, cfg.residual) == (recipe.split("_")[0], "graph", "ogb", True)
+    assert (cfg.hidden_dim, cfg.depth, cfg.ffn_layers, cfg.split) == (
+        s["hidden_dim"], s["depth"], s["ffn_layers"], s["split"])
+    # the layer switches the benchmark passes for this model (_hiv_job), unset ones as None
+    if cfg.model == "gcn":
+        assert cfg.gcn_propagation == s["gcn_propagation"]
+    assert (cfg.gin_message_activation, cfg.gin_last_activation) == (
+        (s.get("gin_message_activation"), s.get("gin_last_activation")) if cfg.model == "gin" else (None, None))
     assert (cfg.dropout, cfg.output_dropout, cfg.norm_eps) == (s["dropout"], s["output_dropout"], s["norm_eps"])
     assert (cfg.batch_size, cfg.epochs, cfg.schedule, cfg.max_lr, cfg.final_lr) == (
         s["batch_size"], s["epochs"], s["schedule"], s["lr"], 0.0)

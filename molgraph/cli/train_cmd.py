@@ -70,6 +70,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     m.add_argument("--gcn-propagation", choices=("symmetric", "mean"),
                    help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; default) or mean "
                         "(the GraphNorm reference's molecule GCN)")
+    m.add_argument("--gin-message-activation", action=argparse.BooleanOptionalAction, default=None,
+                   help="the gin model's ReLU on each message h_u + e_uv (default on, GINEConv; off: the "
+                        "GraphNorm reference's molecule GIN)")
+    m.add_argument("--gin-last-activation", action=argparse.BooleanOptionalAction, default=None,
+                   help="the gin model's ReLU after its last layer (default on; off: Hu et al.'s code and the "
+                        "GraphNorm reference's)")
     m.add_argument("--output-dropout", type=float,
                    help="dropout on the raw outputs (logits) while training (default 0; the GraphNorm "
                         "reference's molecule models use 0.5)")

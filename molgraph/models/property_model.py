@@ -79,6 +79,9 @@ class PropertyModel(nn.Module):
         norm_eps: ``eps`` of GINE's and GCN's norms (``None``: 1e-5, each norm's default).
         gcn_propagation: the GCN's layer, ``"symmetric"`` (Kipf & Welling weights, the OGB baseline)
             or ``"mean"`` (the GraphNorm reference's molecule GCN; :class:`MeanBondConv`).
+        gin_message_activation, gin_last_activation: GINE's ReLU on each message ``h_u + e_uv`` and
+            after its last layer (both on by default; both off: the GraphNorm reference's molecule
+            GIN; see :class:`GINEEncoder`). GINE only.
         output_dropout: dropout on the raw outputs (logits) while training (0: none). The GraphNorm
             reference's molecule models use 0.5: for a binary task each step then learns from a
             random half of the batch with doubled logits, the rest contributing a constant loss.
@@ -108,6 +111,8 @@ class PropertyModel(nn.Module):
         norm_eps: float | None = None,
         gcn_propagation: str = "symmetric",
         output_dropout: float = 0.0,
+        gin_message_activation: bool = True,
+        gin_last_activation: bool = True,
     ):
         super().__init__()
         if encoder not in ENCODERS:
@@ -116,6 +121,8 @@ class PropertyModel(nn.Module):
             raise ValueError(f"unknown gcn_propagation {gcn_propagation!r}; choose one of {list(PROPAGATIONS)}")
         if gcn_propagation != "symmetric" and encoder != "gcn":
             raise ValueError(f"gcn_propagation={gcn_propagation!r} applies to the gcn encoder, not {encoder!r}")
+        if not (gin_message_activation and gin_last_activation) and encoder != "gine":
+            raise ValueError(f"gin_message_activation / gin_last_activation apply to the gine encoder, not {encoder!r}")
         if not 0.0 <= output_dropout < 1.0:
             raise ValueError(f"output_dropout must be in [0, 1), got {output_dropout}")
         if num_tasks < 1:
@@ -144,6 +151,8 @@ class PropertyModel(nn.Module):
             "norm_eps": None if norm_eps is None else float(norm_eps),
             "gcn_propagation": str(gcn_propagation),
             "output_dropout": float(output_dropout),
+            "gin_message_activation": bool(gin_message_activation),
+            "gin_last_activation": bool(gin_last_activation),
         }
         c = self._config
 
@@ -180,7 +189,8 @@ class PropertyModel(nn.Module):
                 c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
                 batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
                 atom_cardinalities=c["atom_cardinalities"], bond_cardinalities=c["bond_cardinalities"],
-                norm_eps=c["norm_eps"],
+                norm_eps=c["norm_eps"], message_activation=c["gin_message_activation"],
+                last_activation=c["gin_last_activation"],
             )
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(

@@ -78,6 +78,10 @@ class TrainConfig:
     # the gcn model's layer: symmetric (Kipf & Welling weights, the OGB baseline; the default) or mean
     # (the GraphNorm reference's molecule GCN, molgraph.nn.MeanBondConv)
     gcn_propagation: str | None = None
+    # the gin model's ReLU on each message h_u + e_uv and after its last layer (None: on, GINEConv's and
+    # the package's default); both off: the GraphNorm reference's molecule GIN
+    gin_message_activation: bool | None = None
+    gin_last_activation: bool | None = None
     # dropout on the model's raw outputs while training (the GraphNorm reference's molecule models: 0.5)
     output_dropout: float = 0.0
     # optimisation
@@ -135,6 +139,9 @@ class TrainConfig:
             raise ValueError(f"gcn_propagation must be one of {GCN_PROPAGATIONS}, got {self.gcn_propagation!r}")
         if self.gcn_propagation is not None and self.model != "gcn":
             raise ValueError(f"gcn_propagation applies to the gcn model, not {self.model!r}")
+        for key in ("gin_message_activation", "gin_last_activation"):
+            if getattr(self, key) is not None and self.model != "gin":
+                raise ValueError(f"{key} applies to the gin model, not {self.model!r}")
         if self.residual is not None and self.model == "dmpnn":
             raise ValueError("residual applies to the gin and gcn models, not the D-MPNN")
         if self.split not in SPLITS:

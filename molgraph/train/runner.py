@@ -127,6 +127,9 @@ def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) ->
             preset["norm_eps"] = float(config.norm_eps)
     if config.gcn_propagation is not None:
         preset["gcn_propagation"] = config.gcn_propagation
+    for key in ("gin_message_activation", "gin_last_activation"):
+        if getattr(config, key) is not None:
+            preset[key] = bool(getattr(config, key))
     if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
         preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
     return PropertyModel(**preset).config  # normalized, JSON-able
