@@ -56,3 +56,18 @@ def test_runs_of_another_protocol_are_not_mixed_in(bench):
 def test_an_altered_setting_has_no_target(bench):
     entry = _entry(bench, [("graph", s, 0.8) for s in range(3)], overrides={"norm_eps": 1e-6})
     assert entry["models"]["gcn/graph"]["target"] is None and "target_met" not in entry["models"]["gcn/graph"]
+
+
+def test_the_reference_gin_setting_is_judged_and_kept_apart(bench):
+    s = dict(bench.HIV_SETTINGS["full_gin"])
+    entry = {"setting": "full_gin", "overrides": {}, **s, "featurizer": "ogb", "residual": True,
+             "selection": "epoch with the best validation ROC-AUC", "accelerator": "cpu",
+             "runs": [{"model": "gin", "norm": n, "seed": k, "test_roc_auc": t, "val_roc_auc": 0.8}
+                      for n, k, t in [("graph", 0, 0.76), ("graph", 1, 0.77), ("graph", 2, 0.78), ("batch", 0, 0.9)]]}
+    models = bench._hiv_models(entry)
+    assert models["gin/graph"]["target"] == 0.77 and models["gin/graph"]["target_met"] is True
+    assert models["gin/graph"]["paper"] == 0.7773 and models["gin/batch"]["target"] is None
+    assert bench._hiv_key(entry) == "hiv_full_gin"
+    # the same numbers with GINEConv's ReLU in the messages are another protocol: not merged into this entry
+    relu = {**entry, "gin_message_activation": True}
+    assert bench._merge_hiv(relu, entry)[1] is relu
