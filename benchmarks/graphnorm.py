@@ -49,7 +49,8 @@ Parts (``--parts``):
       (``gin_message_activation=False``), the 2-layer MLP 300 -> 600 -> 300 with the norm inside and
       after it, no ReLU after the last layer (``gin_last_activation=False``), residuals, mean
       pooling, a linear head with logit dropout 0.5, batch 128, 25 epochs, Adam lr 1e-4 decayed
-      linearly to 0. The 0.77 target applies here too (the paper reports 0.7773 for GIN+GraphNorm).
+      linearly to 0. The 0.77 target applies here too (the paper's table gives 0.7773 for GIN+GraphNorm,
+      a recalled figure).
     - ``full_symmetric``: the same protocol on the OGB baseline's GCN layer (Kipf & Welling weights,
       5 layers, one hidden head layer, dropout 0.1, norm eps 1e-2).
     - ``ogb_baseline``: the OGB baselines' protocol (batch 32, 100 epochs, constant lr 1e-3).
