@@ -1,4 +1,5 @@
-"""Models: :class:`PropertyModel` and named presets (:data:`MODEL_PRESETS`, :func:`build_model`).
+"""Models: :class:`PropertyModel` and named presets (:data:`MODEL_PRESETS`, :func:`build_model`);
+:class:`GraphClassifier`, the GIN graph classifier of the GraphNorm paper's TU experiments.
 
 A preset fixes the architecture; the input and task sizes come from the data::
 
@@ -10,13 +11,14 @@ from __future__ import annotations
 import copy
 from typing import Any
 
+from molgraph.models.graph_classifier import GraphClassifier
 from molgraph.models.property_model import (
     ENCODERS,
     PropertyModel,
     featurizer_input_kwargs,
 )
 
-__all__ = ["ENCODERS", "MODEL_PRESETS", "PropertyModel", "build_model", "featurizer_input_kwargs"]
+__all__ = ["ENCODERS", "MODEL_PRESETS", "GraphClassifier", "PropertyModel", "build_model", "featurizer_input_kwargs"]
 
 MODEL_PRESETS: dict[str, dict[str, Any]] = {
     # chemprop v2 defaults (hidden 300, depth 3, FFN one hidden layer of 300, no dropout), with a

@@ -3,6 +3,7 @@
 * :class:`InputEncoder`: raw atom/bond features (index-encoded or float) -> dense vectors.
 * :class:`BondMessagePassing`: directed message passing (D-MPNN, chemprop v2).
 * :class:`GINEEncoder`: GIN with edge features (Hu et al. 2020).
+* :class:`GINEncoder`: GIN without edge features, with a choice of norm (the GraphNorm paper's TU layout).
 * :class:`GCNEncoder`: GCN with bond features in the messages (the OGB molecule baseline).
 * :class:`GraphNorm` (Cai et al. 2021) and :func:`make_norm` (``graph|batch|layer|instance|none``).
 * :class:`Readout`: node embeddings -> graph embeddings (sum, mean, max, attention, norm).
@@ -16,6 +17,7 @@ from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges
 from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import ACTIVATIONS, FFN, get_activation
 from molgraph.nn.gcn import PROPAGATIONS, BondGCNConv, GCNEncoder, MeanBondConv
+from molgraph.nn.gin import GINEncoder
 from molgraph.nn.gine import GINEEncoder
 from molgraph.nn.norm import NORMS, GraphNorm, NodeNorm, make_norm
 from molgraph.nn.readout import READOUTS, Readout
@@ -26,6 +28,7 @@ __all__ = [
     "READOUTS",
     "BondMessagePassing",
     "GINEEncoder",
+    "GINEncoder",
     "BondGCNConv",
     "GCNEncoder",
     "MeanBondConv",
