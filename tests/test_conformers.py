@@ -288,3 +288,97 @@ def test_mmff_does_not_change_the_returned_graph():
     assert Chem.MolToSmiles(Chem.RemoveHs(res.mol)) == Chem.MolToSmiles(Chem.MolFromSmiles(smiles))
     plain = generate_conformers(smiles, 2, seed=1, optimize=None)
     assert not np.allclose(conformer_coords(plain.mol), conformer_coords(res.mol))  # coordinates were optimized
+
+
+# --- seeds: RDKit seeds conformer i with randomSeed * (i + 1) --------------------------------
+FLEXIBLE = "CCCCOc1ccc(CCN(C)C)cc1OCC"
+
+
+def test_rdkit_seeds_conformer_i_with_seed_times_i_plus_1():
+    # The rule molgraph.conformers.seeds is built on: if RDKit changes it, this fails first.
+    from rdkit.Chem import rdDistGeom
+
+    def embed(seed: int, n: int) -> np.ndarray:
+        mol = Chem.AddHs(Chem.MolFromSmiles("CCCCO"))
+        params = rdDistGeom.ETKDGv3()
+        params.randomSeed = seed
+        rdDistGeom.EmbedMultipleConfs(mol, n, params)
+        return conformer_coords(mol)
+
+    zero = embed(0, 3)
+    assert np.array_equal(zero[0], zero[1]) and np.array_equal(zero[0], zero[2])
+    assert np.array_equal(embed(7, 3)[2], embed(21, 1)[0])  # 7 * 3 == 21 * 1
+
+
+@pytest.mark.parametrize("seed", [0, 1, 42])
+def test_conformers_are_pairwise_distinct_for_every_seed(seed):
+    res = generate_conformers(FLEXIBLE, 8, seed=seed, optimize=None)
+    assert res.ok and res.n_confs == 8
+    d, _ = rmsd_matrix(res.mol, res.mol)  # heavy atoms, symmetry-aware
+    off = d[~np.eye(8, dtype=bool)]
+    assert off.min() > 0.01, f"seed {seed}: conformers closer than 0.01 A (min {off.min():.4f})"
+
+
+def test_different_seeds_give_different_ensembles():
+    from molgraph.conformers.seeds import duplicate_conformers
+
+    a, b, c = (generate_conformers(FLEXIBLE, 6, seed=s, optimize=None) for s in (42, 84, 43))
+    assert len({a.rdkit_seed, b.rdkit_seed, c.rdkit_seed}) == 3
+    for other in (b, c):  # 42 and 84 shared every other conformer when seeds went to RDKit as is
+        both, _ = stack_conformers([a.mol, other.mol])
+        assert duplicate_conformers(both) == []
+        d, _ = rmsd_matrix(a.mol, other.mol)
+        assert d.min() > 0.01
+
+
+def test_rdkit_seed_rule():
+    from molgraph.conformers.seeds import N_PRIMES, _INT_MAX, max_disjoint_confs, molecule_key, rdkit_seed
+
+    key = molecule_key(Chem.MolFromSmiles(FLEXIBLE))
+    assert key == molecule_key(Chem.AddHs(Chem.MolFromSmiles(FLEXIBLE)))  # explicit H or not
+    primes = [rdkit_seed(s, key) for s in range(2000)]
+    assert min(primes) > 2**20 and len(set(primes)) == 2000
+    assert all(all(p % k for k in range(2, int(p**0.5) + 1)) for p in primes[:50])  # primes
+    assert rdkit_seed(0, key) == rdkit_seed(N_PRIMES, key)  # the table wraps
+    # conformer seeds p * (i + 1) of nearby user seeds (and fallback streams) never meet
+    n = max_disjoint_confs()
+    assert n == 435 and max(primes) * n <= _INT_MAX
+    taken: set[int] = set()
+    for s in range(40):
+        for stream in range(3):
+            p = rdkit_seed(s, key, stream=stream)
+            seeds = {p * (i + 1) for i in range(n)}
+            assert not seeds & taken
+            taken |= seeds
+    # different molecules, different primes (the hash decides; these are fixed strings)
+    others = {rdkit_seed(0, k) for k in ("CCO", "c1ccccc1", "CC(=O)O", key)}
+    assert len(others) == 4
+    with pytest.raises(ValueError, match="seed"):
+        rdkit_seed(-1, key)
+    with pytest.raises(ValueError, match="seed"):
+        GenerationOptions(seed=-1)
+
+
+def test_duplicate_conformers_finds_copies():
+    from molgraph.conformers.seeds import duplicate_conformers
+
+    mol = generate_conformers("CCCCO", 3, seed=0, optimize=None).mol
+    assert duplicate_conformers(mol) == []
+    mol.AddConformer(Chem.Conformer(mol.GetConformer(1)), assignId=True)
+    assert duplicate_conformers(mol) == [(1, 3)]
+
+
+def test_chirality_free_fallback_keeps_distinct_conformers_with_the_input_stereo():
+    from molgraph.conformers.seeds import duplicate_conformers
+    from molgraph.conformers.stereo import conformer_stereo_ok, stereo_spec
+
+    # a strained cage: ETKDG with its stereo fails at this small attempt budget, so the
+    # chirality-free fallback runs, in rounds, until it has 4 conformers of the input's stereo
+    smiles = "CC[C@]12CN1[C@H]1C[C@H]12"
+    for seed in (0, 1):
+        res = generate_conformers(smiles, 4, seed=seed, optimize=None, max_attempts=2)
+        assert res.embedding.endswith("+no_chirality") and res.ok and res.n_confs == 4
+        assert duplicate_conformers(res.mol) == []
+        assert conformer_stereo_ok(res.mol, stereo_spec(res.mol)) == [True] * 4
+        d, _ = rmsd_matrix(res.mol, res.mol, heavy_only=False)
+        assert d[~np.eye(4, dtype=bool)].min() > 0.01

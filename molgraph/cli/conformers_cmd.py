@@ -33,7 +33,8 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("--optimize", default="mmff", choices=("mmff", "uff", "none"),
                    help="force field: mmff (UFF where MMFF lacks parameters; default), uff, none")
     g.add_argument("--prune-rms", type=float, default=None, help="prune conformers closer than this (angstrom)")
-    g.add_argument("--seed", type=int, default=42, help="RDKit random seed (default 42)")
+    g.add_argument("--seed", type=int, default=42, help="seed (default 42; 0 is fine): each molecule's RDKit seed is a prime drawn from it and "
+                        "the molecule (recorded as molgraph_rdkit_seed)")
     g.add_argument("--max-attempts", type=int, default=0, help="RDKit maxIterations per conformer (0: default)")
     g.add_argument("--timeout", type=float, default=0.0, help="RDKit embedding timeout, seconds (0: none)")
     g.add_argument("--n-jobs", type=int, default=1, help="worker processes (-1: all cores)")

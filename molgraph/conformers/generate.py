@@ -27,6 +27,7 @@ from rdkit.Chem import rdDistGeom, rdForceFieldHelpers
 
 from molgraph.chem.errors import MoleculeError
 from molgraph.chem.parse import mol_from_smiles
+from molgraph.conformers.seeds import molecule_key, rdkit_seed
 from molgraph.conformers.stereo import conformer_stereo_ok, stereo_spec
 
 __all__ = ["METHODS", "OPTIMIZERS", "GenerationOptions", "ConformerResult", "generate_conformers", "embed_params"]
@@ -43,6 +44,8 @@ METHODS = {
 OPTIMIZERS = ("mmff", "uff", None)
 # Elements MMFF94 has atom types for (Halgren 1996; RDKit's MMFF typer); others need UFF.
 _PICKLE_FLAGS = Chem.PropertyPickleOptions.AllProps | Chem.PropertyPickleOptions.CoordsAsDouble
+# Rounds of the chirality-free fallback (each 2 x n_confs attempts) before giving up on n_confs.
+FALLBACK_ROUNDS = 4
 _MMFF_ELEMENTS = frozenset({1, 3, 6, 7, 8, 9, 11, 12, 14, 15, 16, 17, 19, 20, 26, 29, 30, 35, 53})
 
 
@@ -56,8 +59,13 @@ class GenerationOptions:
         optimize: ``"mmff"`` (MMFF94, UFF fallback), ``"uff"`` or ``None``.
         prune_rms: RDKit's ``pruneRmsThresh`` in angstrom (heavy atoms, before optimization);
             ``None`` keeps every conformer.
-        seed: RDKit ``randomSeed``; conformer i uses seed + i, so runs meant to differ need seeds
-            further apart than ``n_confs``.
+        seed: the run's seed (``>= 0``, 0 included). It is not passed to RDKit as it is: RDKit
+            seeds conformer i with ``randomSeed * (i + 1)``, so 0 would give identical conformers
+            and nearby seeds would share conformers. Each molecule gets RDKit seed
+            :func:`~molgraph.conformers.seeds.rdkit_seed` ``(seed, molecule)``, a prime drawn
+            from the seed and the molecule's canonical SMILES: never 0, different for different
+            molecules, and for the same molecule seeds less than 32,768 apart never share a
+            conformer (up to 435 conformers per call).
         max_attempts: RDKit ``maxIterations`` per conformer (0: RDKit's default).
         timeout: RDKit's embedding ``timeout`` in seconds per attempt (0: none).
         max_opt_iters: force-field iterations per conformer.
@@ -86,7 +94,7 @@ class GenerationOptions:
         if self.n_confs < 1:
             raise ValueError(f"n_confs must be >= 1, got {self.n_confs}")
         if self.seed < 0:
-            raise ValueError("seed must be >= 0 (RDKit treats -1 as 'random')")
+            raise ValueError(f"seed must be >= 0, got {self.seed} (RDKit treats -1 as 'random')")
 
     def to_dict(self) -> dict[str, Any]:
         return {k: getattr(self, k) for k in self.__dataclass_fields__}
@@ -111,6 +119,8 @@ class ConformerResult:
         n_stereo_rejected: conformers dropped because their stereo differed from the input.
         failure_counts: RDKit's embedding failure causes summed over all attempts.
         seconds: wall time spent on this molecule.
+        rdkit_seed: the ``randomSeed`` given to RDKit (derived from the user's seed and the
+            molecule; see :mod:`molgraph.conformers.seeds`); None when the molecule could not be read.
     """
 
     index: int | None
@@ -125,6 +135,7 @@ class ConformerResult:
     n_stereo_rejected: int = 0
     failure_counts: dict[str, int] = field(default_factory=dict)
     seconds: float = 0.0
+    rdkit_seed: int | None = None
 
     def __getstate__(self) -> dict[str, Any]:
         # RDKit pickles coordinates as float32 by default; results crossing a process boundary
@@ -148,10 +159,17 @@ class ConformerResult:
         return 0 if self.mol is None else self.mol.GetNumConformers()
 
 
-def embed_params(options: GenerationOptions, *, random_coords: bool = False, enforce_chirality: bool = True):
-    """The rdDistGeom parameter object for ``options`` (also used by the benchmark's baseline)."""
+def embed_params(options: GenerationOptions, random_seed: int, *, random_coords: bool = False,
+                 enforce_chirality: bool = True):
+    """The rdDistGeom parameter object for ``options`` (also used by the benchmark's baseline).
+
+    ``random_seed`` is RDKit's ``randomSeed``: :func:`~molgraph.conformers.seeds.rdkit_seed` of
+    ``options.seed`` and the molecule, never ``options.seed`` itself.
+    """
+    if random_seed <= 0:
+        raise ValueError(f"RDKit random_seed must be > 0 (0 gives identical conformers), got {random_seed}")
     params = METHODS[options.method]()
-    params.randomSeed = int(options.seed)
+    params.randomSeed = int(random_seed)
     params.pruneRmsThresh = -1.0 if options.prune_rms is None else float(options.prune_rms)
     params.maxIterations = int(options.max_attempts)
     params.numThreads = 1  # parallelism is across molecules (processes), not inside one
@@ -265,16 +283,19 @@ def generate_conformers(
         text = mol.GetProp("_Name") if mol.HasProp("_Name") else Chem.MolToSmiles(mol)
     result = ConformerResult(index=index, input=text, embedding=options.method)
 
+    key = molecule_key(mol)
+    seed = rdkit_seed(options.seed, key)
+    result.rdkit_seed = seed
     # Embedding needs explicit hydrogens; AddHs keeps chiral tags valid (H goes last).
     mol = Chem.AddHs(mol) if any(a.GetTotalNumHs() for a in mol.GetAtoms()) else Chem.Mol(mol)
     spec = stereo_spec(mol) if options.check_stereo else None
     counts = result.failure_counts
 
-    n = _embed(mol, options.n_confs, embed_params(options), counts)
+    n = _embed(mol, options.n_confs, embed_params(options, seed), counts)
     if n == 0 and options.fallback:
         result.notes.append("ETKDG embedding failed; retried with random initial coordinates")
         result.embedding += "+random_coords"
-        n = _embed(mol, options.n_confs, embed_params(options, random_coords=True), counts)
+        n = _embed(mol, options.n_confs, embed_params(options, seed, random_coords=True), counts)
     if n == 0 and options.fallback and spec:
         # Strained fused/cage systems: ETKDG's chirality checks can reject every attempt. Embed
         # freely and keep the conformers that happen to have the requested stereo.
@@ -286,19 +307,36 @@ def generate_conformers(
         free = Chem.Mol(mol)
         for atom_idx, _ in spec.centers:
             free.GetAtomWithIdx(atom_idx).SetChiralTag(Chem.ChiralType.CHI_UNSPECIFIED)
-        n = _embed(free, 2 * options.n_confs, embed_params(options, random_coords=True, enforce_chirality=False), counts)
-        if n:
-            mol = _keep_conformers(mol, [])
+        kept = _keep_conformers(mol, [])
+        # Rounds of 2n attempts, each round from its own prime (stream r), so no attempt repeats an
+        # earlier one; stop once n conformers with the input stereo are kept.
+        for stream in range(FALLBACK_ROUNDS):
+            params = embed_params(options, rdkit_seed(options.seed, key, stream=stream), random_coords=True,
+                                  enforce_chirality=False)
+            if not _embed(free, 2 * options.n_confs, params, counts):
+                continue
+            trial = _keep_conformers(mol, [])
             for conf in free.GetConformers():
-                mol.AddConformer(Chem.Conformer(conf), assignId=False)
-
-    if n and spec:
+                trial.AddConformer(Chem.Conformer(conf), assignId=False)
+            keep = conformer_stereo_ok(trial, spec)
+            result.n_stereo_rejected += keep.count(False)
+            for conf, ok in zip(trial.GetConformers(), keep):
+                if ok and kept.GetNumConformers() < options.n_confs:
+                    c = Chem.Conformer(conf)
+                    c.SetId(kept.GetNumConformers())
+                    kept.AddConformer(c, assignId=False)
+            if kept.GetNumConformers() >= options.n_confs:
+                break
+        mol = kept
+        n = mol.GetNumConformers()
+        if 0 < n < options.n_confs:
+            result.notes.append(f"only {n} of {options.n_confs} conformers kept the input stereo after "
+                                f"{FALLBACK_ROUNDS} rounds of {2 * options.n_confs} chirality-free attempts")
+    elif n and spec:
         keep = conformer_stereo_ok(mol, spec)
         if not all(keep):
             result.n_stereo_rejected = keep.count(False)
             mol = _keep_conformers(mol, keep)
-            if "+no_chirality" in result.embedding:
-                mol = _keep_conformers(mol, [i < options.n_confs for i in range(mol.GetNumConformers())])
             n = mol.GetNumConformers()
     result.mol = mol
     if n == 0:

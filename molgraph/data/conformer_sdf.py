@@ -50,6 +50,7 @@ def _records(result: ConformerResult, canonical: str) -> Iterator[str]:
             "molgraph_smiles": canonical,
             "molgraph_conf_id": k,
             "molgraph_embedding": result.embedding,
+            "molgraph_rdkit_seed": result.rdkit_seed,
         }
         if result.force_field:
             props["molgraph_force_field"] = result.force_field
@@ -68,7 +69,8 @@ def write_conformers_sdf(
     """Write every conformer of every successful result to ``path``; failures to ``rejects``.
 
     Each SDF record carries ``molgraph_index`` (input row), ``molgraph_input``, ``molgraph_smiles``
-    (canonical isomeric SMILES of the input), ``molgraph_conf_id``, the force field, energy
+    (canonical isomeric SMILES of the input), ``molgraph_conf_id``, ``molgraph_embedding`` (the route),
+    ``molgraph_rdkit_seed`` (the seed RDKit was given for the molecule), the force field, energy
     (kcal/mol) and convergence, and any fallback notes. The rejects CSV has ``row,input,reason``
     and is always written (possibly with only its header), so an empty file means no failures.
     """
