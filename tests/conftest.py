@@ -47,11 +47,22 @@ def no_data_root(monkeypatch: pytest.MonkeyPatch, tmp_path: Path) -> Path:
 
 @pytest.fixture(scope="session")
 def graphnorm_benchmark():
-    """``benchmarks/graphnorm.py`` as a module (benchmarks are scripts, not a package)."""
+    """``benchmarks/graphnorm.py`` as a module."""
+    return _load_benchmark("graphnorm")
+
+
+@pytest.fixture(scope="session")
+def conformers_benchmark():
+    """``benchmarks/conformers.py`` as a module."""
+    return _load_benchmark("conformers")
+
+
+def _load_benchmark(name: str):
+    """``benchmarks/<name>.py`` as a module (benchmarks are scripts, not a package)."""
     import importlib.util
 
-    path = Path(__file__).resolve().parents[1] / "benchmarks" / "graphnorm.py"
-    spec = importlib.util.spec_from_file_location("graphnorm_benchmark", path)
+    path = Path(__file__).resolve().parents[1] / "benchmarks" / f"{name}.py"
+    spec = importlib.util.spec_from_file_location(f"{name}_benchmark", path)
     module = importlib.util.module_from_spec(spec)
     spec.loader.exec_module(module)
     return module

@@ -7,6 +7,8 @@ higher layers. Writing results to disk lives in :mod:`molgraph.data.conformer_sd
 * :func:`rmsd_matrix` / :func:`best_rmsd` — symmetry-aware heavy-atom RMSD (angstrom)
 * :func:`coverage_metrics`, :func:`evaluate_ensembles`, :func:`summarize` — COV-R/MAT-R/COV-P/MAT-P
 * :func:`mol_from_geometry` — a SMILES molecule with coordinates from an xyz geometry (QM9 references)
+* :func:`rdkit_seed` — the user's seed -> RDKit's seed per molecule (never 0, no shared conformers);
+  :func:`duplicate_conformers` — copies among a molecule's conformers
 """
 
 from molgraph.conformers.batch import generate_batch
@@ -21,6 +23,7 @@ from molgraph.conformers.coverage import (
 )
 from molgraph.conformers.generate import ConformerResult, GenerationOptions, embed_params, generate_conformers
 from molgraph.conformers.reference import mol_from_geometry, mol_from_xyz_arrays
+from molgraph.conformers.seeds import duplicate_conformers, rdkit_seed
 from molgraph.conformers.rmsd import GraphMismatchError, best_rmsd, heavy_atoms, kabsch_rmsd_matrix, rmsd_matrix
 
 __all__ = [
@@ -31,6 +34,7 @@ __all__ = [
     "MoleculeCoverage",
     "best_rmsd",
     "coverage_metrics",
+    "duplicate_conformers",
     "embed_params",
     "evaluate_ensembles",
     "evaluate_molecule",
@@ -40,6 +44,7 @@ __all__ = [
     "kabsch_rmsd_matrix",
     "mol_from_geometry",
     "mol_from_xyz_arrays",
+    "rdkit_seed",
     "rmsd_matrix",
     "stack_conformers",
     "summarize",
