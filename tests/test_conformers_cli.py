@@ -68,7 +68,7 @@ def test_evaluate_known_answers(tmp_path, capsys):
     # a different molecule in the generated file is reported as unmatched, not dropped silently
     other = _write_csv(tmp_path / "o.csv", ["CCCCO", "c1ccncc1"])
     assert main(["conformers", "generate", "-i", str(other), "-n", "2", "-o", str(gen), "--seed", "9"]) == 0
-    assert main(["conformers", "evaluate", "--generated", str(gen), "--reference", str(ref), "--strict",
+    assert main(["conformers", "evaluate", "--generated", str(gen), "--reference", str(ref), "--exclusive",
                  "-o", str(out)]) == 0
     result = json.loads(out.read_text())
     assert result["n_evaluated"] == 1 and result["unmatched_generated"] == ["c1ccncc1"]

@@ -47,7 +47,10 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     e.add_argument("--reference", required=True, type=Path, help="SDF of reference conformers")
     e.add_argument("--threshold", type=float, default=0.5,
                    help="COV threshold in angstrom (default 0.5; 1.25 is the drug-size convention)")
-    e.add_argument("--strict", action="store_true", help="covered means rmsd < threshold (default <=)")
+    e.add_argument("--exclusive", action="store_true",
+                   help="covered means rmsd < threshold, the GeoMol / torsional-diffusion comparison (default <=)")
+    # the old name of --exclusive; it was never torsional diffusion's "strict" symmetry rule
+    e.add_argument("--strict", dest="exclusive", action="store_true", help=argparse.SUPPRESS)
     e.add_argument("--all-atoms", action="store_true", help="RMSD over all atoms (default heavy atoms)")
     e.add_argument("--no-symmetrize", action="store_true",
                    help="do not treat conjugated terminal O/N (carboxylate, nitro) as interchangeable")
@@ -121,7 +124,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
         if not path.is_file():
             print(f"error: file not found: {path}", file=sys.stderr)
             return 2
-    protocol = CoverageProtocol(threshold=args.threshold, inclusive=not args.strict, heavy_atoms=not args.all_atoms,
+    protocol = CoverageProtocol(threshold=args.threshold, inclusive=not args.exclusive, heavy_atoms=not args.all_atoms,
                                 symmetrize_conjugated_terminal=not args.no_symmetrize)
     try:
         gen, gen_rejects = read_ensembles(args.generated, args.key)
