@@ -24,11 +24,30 @@ Molecule sets: RDKit's bundled NCI ``first_5K.smi`` and MoleculeNet HIV
 (``$MOLGRAPH_DATA/moleculenet/hiv/HIV.csv``, default data root ``../shared/data`` relative to
 the repository root; skipped with a note when absent).
 
+Whole-process mode (``--whole-process``, HIV only): each contender is a fresh Python process,
+timed from its start to its exit (imports, reading the CSV, featurizing, writing the output), with
+the wall clock of the parent and the child's user+system CPU seconds from ``os.wait4``:
+
+* ``pyg``              a plain script (this file run with ``--_pyg-worker``): imports
+  ``torch_geometric``, reads the CSV with the ``csv`` module, calls ``from_smiles`` on each SMILES
+  in a loop (exceptions and empty graphs counted as failures, as above) and ``torch.save``s the
+  list of ``Data`` -- what a PyG user writes to keep the graphs.
+* ``molgraph_<n>_<fmt>``  the real command, ``python -m molgraph.cli.main featurize -i HIV.csv
+  -s smiles -o out.<fmt> --errors skip --n-jobs <n>`` (``.pt``: a dict of tensors written with
+  ``torch.save``, the like of the baseline; ``.npz``: the same arrays, zip-compressed).
+
+Every repeat runs every contender once, in an order rotated by one each repeat; a ratio is taken
+within each repeat (paired) and the median over repeats is reported, with the load average
+before every run. The result goes under the ``whole_process`` key of the results JSON (the
+in-process results there are kept, and an in-process run keeps the ``whole_process`` entry).
+
 Usage::
 
     python benchmarks/featurize.py                       # full run, writes benchmarks/results/featurize.json
     python benchmarks/featurize.py --limit 500 --repeats 1 --output /tmp/quick.json
     python benchmarks/featurize.py --datasets nci
+    python benchmarks/featurize.py --whole-process --repeats 5          # whole processes on HIV
+    python benchmarks/featurize.py --whole-process --limit 2000 --repeats 1 --output /tmp/quick.json
 """
 
 from __future__ import annotations
@@ -347,6 +366,199 @@ def write_json(path: Path, payload: dict[str, Any]) -> None:
         fh.write("\n")
 
 
+# -- whole processes ----------------------------------------------------------------------------------
+# (name, numerator, denominator, goal): speed of numerator over denominator, i.e. the denominator's
+# seconds over the numerator's, taken per repeat; contenders missing from a run are left out.
+WHOLE_RATIOS: tuple[tuple[str, str, str, float | None], ...] = (
+    ("molgraph n_jobs=1 (.pt) / pyg", "molgraph_1_pt", "pyg", 2.0),
+    ("molgraph n_jobs=2 (.pt) / n_jobs=1 (.pt)", "molgraph_2_pt", "molgraph_1_pt", 1.6),
+    ("molgraph n_jobs=2 (.pt) / pyg", "molgraph_2_pt", "pyg", None),
+    ("molgraph n_jobs=1 (.npz) / pyg", "molgraph_1_npz", "pyg", 2.0),
+    ("molgraph n_jobs=2 (.npz) / n_jobs=1 (.npz)", "molgraph_2_npz", "molgraph_1_npz", 1.6),
+    ("molgraph n_jobs=2 (.npz) / pyg", "molgraph_2_npz", "pyg", None),
+)
+
+
+def pyg_worker(csv_path: str, out_path: str, smiles_column: str = "smiles") -> int:
+    """The PyG baseline as a user writes it: read the CSV, ``from_smiles`` in a loop, save the list."""
+    import csv
+
+    import torch
+    from torch_geometric.utils import from_smiles
+
+    with open(csv_path, newline="", encoding="utf-8") as fh:
+        reader = csv.reader(fh)
+        header = next(reader)
+        col = header.index(smiles_column)
+        smiles = [row[col] for row in reader if row]
+    graphs, failed = [], 0
+    for s in smiles:
+        try:
+            data = from_smiles(s)
+        except Exception:
+            failed += 1
+            continue
+        if data.num_nodes:
+            graphs.append(data)
+        else:  # from_smiles turns an unreadable SMILES into an empty graph
+            failed += 1
+    torch.save(graphs, out_path)
+    print(f"pyg: {len(graphs)} graphs, {failed} failed, of {len(smiles)} -> {out_path}")
+    return 0
+
+
+def _limited_csv(src: Path, limit: int, dst: Path) -> Path:
+    """The header and the first ``limit`` data rows of ``src`` (blank lines skipped), for quick runs."""
+    import csv
+
+    with open(src, newline="", encoding="utf-8") as fh, open(dst, "w", newline="", encoding="utf-8") as out:
+        reader, writer = csv.reader(fh), csv.writer(out)
+        writer.writerow(next(reader))
+        n = 0
+        for row in reader:
+            if row:
+                writer.writerow(row)
+                n += 1
+                if n >= limit:
+                    break
+    return dst
+
+
+def _time_process(cmd: list[str], log: Path) -> dict[str, Any]:
+    """Run ``cmd`` to its end; wall seconds (parent's clock) and the child's CPU seconds."""
+    import subprocess
+
+    with open(log, "wb") as fh:
+        start = time.perf_counter()
+        proc = subprocess.Popen(cmd, stdout=fh, stderr=subprocess.STDOUT, stdin=subprocess.DEVNULL,
+                                cwd=REPO_ROOT)
+        _, status, usage = os.wait4(proc.pid, 0)
+        wall = time.perf_counter() - start
+    proc.returncode = os.waitstatus_to_exitcode(status)
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+    return {"wall_s": wall, "cpu_s": usage.ru_utime + usage.ru_stime, "max_rss_kib": usage.ru_maxrss}
+
+
+def _whole_contenders(csv_path: Path, workdir: Path, n_jobs: Sequence[int],
+                      formats: Sequence[str]) -> dict[str, list[str]]:
+    py = sys.executable
+    cmds = {"pyg": [py, str(Path(__file__).resolve()), "--_pyg-worker", str(csv_path),
+                    str(workdir / "pyg.pt")]}
+    for fmt in formats:
+        for n in n_jobs:
+            name = f"molgraph_{n}_{fmt}"
+            cmds[name] = [py, "-m", "molgraph.cli.main", "featurize", "-i", str(csv_path), "-s", "smiles",
+                          "-o", str(workdir / f"{name}.{fmt}"), "--errors", "skip", "--n-jobs", str(n)]
+    return cmds
+
+
+def _check_outputs(workdir: Path, names: Sequence[str]) -> dict[str, int]:
+    """Graph counts of every output (they must agree), read back after the warm-up."""
+    import torch
+
+    from molgraph.data.collated import CollatedGraphs
+
+    counts = {}
+    for name in names:
+        if name == "pyg":
+            counts[name] = len(torch.load(workdir / "pyg.pt", weights_only=False))
+        else:
+            fmt = name.rsplit("_", 1)[1]
+            counts[name] = len(CollatedGraphs.load(workdir / f"{name}.{fmt}"))
+    if len(set(counts.values())) != 1:
+        raise RuntimeError(f"contenders wrote different numbers of graphs: {counts}")
+    return counts
+
+
+def whole_process(args: argparse.Namespace) -> dict[str, Any]:
+    import statistics
+    import tempfile
+
+    src = hiv_path(args.data_root)
+    if not src.is_file():
+        raise SystemExit(f"{src} not found (set MOLGRAPH_DATA or --data-root)")
+    with tempfile.TemporaryDirectory(prefix="featurize_whole_") as tmp:
+        workdir = Path(tmp)
+        csv_path = _limited_csv(src, args.limit, workdir / "input.csv") if args.limit else src
+        cmds = _whole_contenders(csv_path, workdir, args.n_jobs, args.formats)
+        names = list(cmds)
+        log = workdir / "log.txt"
+        print(f"== whole processes on {csv_path}: {', '.join(names)}", flush=True)
+        for w in range(args.warmup):
+            for name in names:
+                t = _time_process(cmds[name], log)
+                print(f"  warm-up {w + 1}  {name:<16} {t['wall_s']:7.2f} s wall {t['cpu_s']:7.2f} s cpu", flush=True)
+        counts = _check_outputs(workdir, names) if args.warmup else {}
+        if counts:
+            print(f"  every contender wrote {next(iter(counts.values()))} graphs", flush=True)
+        runs: dict[str, list[dict[str, Any]]] = {name: [] for name in names}
+        for r in range(args.repeats):
+            order = names[r % len(names):] + names[: r % len(names)]
+            for name in order:
+                load = list(os.getloadavg())
+                t = _time_process(cmds[name], log)
+                t["loadavg_before"] = load
+                t["repeat"] = r
+                runs[name].append(t)
+                print(f"  repeat {r + 1}/{args.repeats}  {name:<16} {t['wall_s']:7.2f} s wall {t['cpu_s']:7.2f} s cpu"
+                      f"  (load {load[0]:.2f})", flush=True)
+        sizes = {name: (workdir / (f"{name}.{name.rsplit('_', 1)[1]}" if name != "pyg" else "pyg.pt")).stat().st_size
+                 for name in names}
+
+    ratios: dict[str, Any] = {}
+    for label, num, den, goal in WHOLE_RATIOS:
+        if num not in runs or den not in runs:
+            continue
+        per_repeat = [d["wall_s"] / n["wall_s"] for n, d in zip(runs[num], runs[den])]
+        per_repeat_cpu = [d["cpu_s"] / n["cpu_s"] for n, d in zip(runs[num], runs[den])]
+        value = statistics.median(per_repeat)
+        ratios[label] = {
+            "numerator": num, "denominator": den, "statistic": "median over repeats of paired wall-time ratios",
+            "value": value, "per_repeat": per_repeat,
+            "cpu_value": statistics.median(per_repeat_cpu),
+            "goal": goal, "met": None if goal is None else bool(value >= goal),
+        }
+    loads = [t["loadavg_before"][0] for ts in runs.values() for t in ts]
+    return {
+        "input": str(src) + (f" (first {args.limit} rows)" if args.limit else ""),
+        "n_graphs_written": counts or None,
+        "repeats": args.repeats,
+        "warmup_rounds": args.warmup,
+        "commands": {k: " ".join(Path(c).name if i == 0 else c for i, c in enumerate(v)) for k, v in cmds.items()},
+        "median_wall_s": {k: statistics.median(t["wall_s"] for t in v) for k, v in runs.items()},
+        "median_cpu_s": {k: statistics.median(t["cpu_s"] for t in v) for k, v in runs.items()},
+        "output_bytes": sizes,
+        "runs": runs,
+        "ratios": ratios,
+        "loadavg_1min_during": {"min": min(loads), "median": statistics.median(loads), "max": max(loads)},
+    }
+
+
+def format_whole(result: dict[str, Any]) -> str:
+    lines = [f"\nwhole processes: {result['input']}, median of {result['repeats']}"]
+    lines.append(f"  {'contender':<16} {'wall s':>8} {'cpu s':>8} {'out MB':>8}")
+    for k, wall in result["median_wall_s"].items():
+        lines.append(f"  {k:<16} {wall:8.2f} {result['median_cpu_s'][k]:8.2f} {result['output_bytes'][k] / 1e6:8.1f}")
+    lines.append(f"  {'ratio (speed)':<44} {'wall':>6} {'cpu':>6} {'goal':>6}  status")
+    for label, info in result["ratios"].items():
+        goal = "-" if info["goal"] is None else ">=" + format(info["goal"], "g")
+        status = "" if info["met"] is None else ("met" if info["met"] else "NOT met")
+        lines.append(f"  {label:<44} {info['value']:6.2f} {info['cpu_value']:6.2f} {goal:>6}  {status}")
+    load = result["loadavg_1min_during"]
+    lines.append(f"  1-min load average before the runs: min {load['min']:.2f}, median {load['median']:.2f}, "
+                 f"max {load['max']:.2f}")
+    return "\n".join(lines)
+
+
+def _read_existing(path: Path) -> dict[str, Any]:
+    try:
+        with open(path, encoding="utf-8") as fh:
+            return json.load(fh)
+    except (OSError, ValueError):
+        return {}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SMILES -> graph featurization speed benchmark.")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per contender; the best is kept (default 3)")
@@ -355,6 +567,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--output", type=Path, default=DEFAULT_OUTPUT, help=f"results JSON (default {DEFAULT_OUTPUT})")
     p.add_argument("--data-root", default=None,
                    help="data root holding moleculenet/hiv/HIV.csv (default $MOLGRAPH_DATA, else ../shared/data)")
+    p.add_argument("--whole-process", action="store_true",
+                   help="time whole processes on HIV (PyG script vs the featurize command), not in-process calls")
+    p.add_argument("--n-jobs", type=int, nargs="+", default=[1, 2], help="whole-process: --n-jobs values (default 1 2)")
+    p.add_argument("--formats", nargs="+", choices=("pt", "npz"), default=["pt", "npz"],
+                   help="whole-process: output formats of the command (default pt npz)")
+    p.add_argument("--warmup", type=int, default=1, help="whole-process: untimed rounds first (default 1)")
+    p.add_argument("--_pyg-worker", nargs=2, metavar=("CSV", "OUT"), dest="pyg_worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats < 1:
         p.error("--repeats must be >= 1")
@@ -365,6 +584,25 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
 
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
+    if args.pyg_worker:
+        return pyg_worker(*args.pyg_worker)
+    command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
+    if args.whole_process:
+        machine = machine_info()
+        result = whole_process(args)
+        print(format_whole(result))
+        try:
+            machine["loadavg_at_end"] = list(os.getloadavg())
+        except OSError:
+            machine["loadavg_at_end"] = None
+        result = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
+                  "machine": machine, "versions": library_versions(), **result}
+        payload = _read_existing(args.output)
+        payload.setdefault("benchmark", "featurize")
+        payload["whole_process"] = result
+        write_json(args.output, payload)
+        print(f"\nwrote {args.output} (key whole_process)")
+        return 0
 
     import torch
     from rdkit import RDLogger
@@ -399,7 +637,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     payload = {
         "benchmark": "featurize",
         "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])]),
+        "command": command,
         "machine": machine,
         "versions": library_versions(),
         "settings": {"repeats": args.repeats, "limit": args.limit, "warmup_molecules": WARMUP,
@@ -409,6 +647,9 @@ def main(argv: Sequence[str] | None = None) -> int:
         "skipped_datasets": skipped,
         "datasets": results,
     }
+    previous = _read_existing(args.output)
+    if "whole_process" in previous:  # the whole-process entry is written by its own mode; keep it
+        payload["whole_process"] = previous["whole_process"]
     write_json(args.output, payload)
     print(f"\nwrote {args.output}")
     return 0
