@@ -338,6 +338,8 @@ def generate_conformers(
             result.n_stereo_rejected = keep.count(False)
             mol = _keep_conformers(mol, keep)
             n = mol.GetNumConformers()
+            result.notes.append(f"{result.n_stereo_rejected} of {len(keep)} conformers dropped: their stereo "
+                                "differs from the input's")
     result.mol = mol
     if n == 0:
         causes = ", ".join(f"{k} x{v}" for k, v in sorted(counts.items(), key=lambda kv: -kv[1])) or "none reported"
