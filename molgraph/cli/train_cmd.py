@@ -20,8 +20,41 @@ import json
 import logging
 import sys
 from pathlib import Path
+from typing import Iterator
 
 from molgraph.cli.common import error_exit
+
+
+class _Names:
+    """``choices`` of an option, read from the registry that defines the names when first needed.
+
+    The lists come from :func:`molgraph.train.config.setting_choices` (one definition per name
+    list, shared with the settings check); the import is deferred because the registries pull in
+    torch, which building the parser for every other command should not. Parsing a ``train``
+    command tests membership; ``molgraph train --help`` lists the names (``%(choices)s``). Options
+    using it set ``metavar``: argparse would list the choices while building the parser otherwise.
+    """
+
+    def __init__(self, setting: str) -> None:
+        self.setting = setting
+
+    def _names(self) -> tuple[str, ...]:
+        from molgraph.train.config import setting_choices
+
+        return setting_choices()[self.setting]
+
+    def __contains__(self, value: object) -> bool:
+        return value in self._names()
+
+    def __iter__(self) -> Iterator[str]:
+        return iter(self._names())
+
+
+def _message(exc: BaseException) -> str:
+    """An exception's message with its notes (where a failed run says how to go on)."""
+    # KeyError's str() adds quotes around the message
+    text = str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc)
+    return "\n".join([text, *getattr(exc, "__notes__", ())])
 
 
 def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
@@ -39,8 +72,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     d.add_argument("--target-columns", nargs="+", help="target column(s)")
     d.add_argument("--dataset", help="a registry dataset instead of -i (see `molgraph datasets list`)")
     d.add_argument("--data-root", help="folder holding data-root datasets (default: $MOLGRAPH_DATA)")
-    d.add_argument("-t", "--task-type", choices=("regression", "classification"))
-    d.add_argument("--featurizer", choices=("multihot", "ogb", "pyg"), help="atom/bond features (default: multihot)")
+    d.add_argument("-t", "--task-type", choices=_Names("task_type"), metavar="TASK_TYPE", help="%(choices)s")
+    d.add_argument("--featurizer", choices=_Names("featurizer"), metavar="NAME",
+                   help="atom/bond features: %(choices)s (default: multihot)")
     d.add_argument("--molecule-featurizers", "--features-generators", dest="molecule_featurizers", nargs="+",
                    metavar="NAME",
                    help="extra molecule-level features: rdkit_descriptors, morgan, morgan_count (rdkit_2d and "
@@ -48,26 +82,28 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "or ngram:MODEL.npz (a fitted N-gram model, from `molgraph ngram embed --save-model`)")
     d.add_argument("--n-jobs", type=int, help="featurization processes")
     sp = p.add_argument_group("split")
-    sp.add_argument("--split", "--split-type", dest="split",
-                    choices=("random", "scaffold", "ogb_scaffold", "balanced_scaffold", "stratified"),
-                    help="default: random (ogb_scaffold: the rule of OGB's ogbg-mol* splits, ties latest first)")
+    sp.add_argument("--split", "--split-type", dest="split", choices=_Names("split"), metavar="NAME",
+                    help="%(choices)s (default: random; ogb_scaffold: the rule of OGB's ogbg-mol* splits, "
+                         "ties latest first)")
     sp.add_argument("--split-sizes", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), help="default: 0.8 0.1 0.1")
     sp.add_argument("--splits-file", "--split-file", dest="split_file", help="a split file (JSON or CSV, file rows)")
     sp.add_argument("--data-seed", type=int, help="seed of the split and of the batch order (default 0)")
     m = p.add_argument_group("model")
-    m.add_argument("--model", choices=("gin", "gcn", "dmpnn"), help="default: dmpnn (gin, gcn: Hu et al. 2020 baselines)")
+    m.add_argument("--model", choices=_Names("model"), metavar="NAME",
+                   help="%(choices)s (default: dmpnn; gin, gcn: Hu et al. 2020 baselines)")
     m.add_argument("--hidden-dim", "--message-hidden-dim", dest="hidden_dim", type=int)
     m.add_argument("--depth", type=int, help="message-passing steps")
     m.add_argument("--dropout", type=float)
-    m.add_argument("--readout", "--aggregation", dest="readout", choices=("mean", "sum", "norm", "max", "attention"),
-                   help="molecule readout (norm: sum / 100, chemprop's default)")
-    m.add_argument("--norm", choices=("graph", "batch", "layer", "instance", "none"),
-                   help="normalization of gin and gcn after each linear map (graph: GraphNorm, Cai et al. 2021; default batch)")
+    m.add_argument("--readout", "--aggregation", dest="readout", choices=_Names("readout"), metavar="NAME",
+                   help="molecule readout: %(choices)s (norm: sum / 100, chemprop's default)")
+    m.add_argument("--norm", choices=_Names("norm"), metavar="NAME",
+                   help="normalization of gin and gcn after each linear map: %(choices)s (graph: GraphNorm, "
+                        "Cai et al. 2021; default batch)")
     m.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
                    help="residual connections in gin and gcn (default: on with --norm graph or instance, else off)")
     m.add_argument("--norm-eps", type=float,
                    help="eps of the gin/gcn norms (default 1e-5); GraphNorm on small molecules may want more")
-    m.add_argument("--gcn-propagation", choices=("symmetric", "mean"),
+    m.add_argument("--gcn-propagation", choices=_Names("gcn_propagation"), metavar="NAME",
                    help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; default) or mean "
                         "(the GraphNorm reference's molecule GCN)")
     m.add_argument("--gin-message-activation", action=argparse.BooleanOptionalAction, default=None,
@@ -86,15 +122,17 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     o.add_argument("--epochs", type=int, help="default 50")
     o.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
     o.add_argument("-b", "--batch-size", type=int, help="molecules per batch per process (default 64)")
-    o.add_argument("--optimizer", help="adam | adamw | sgd (default adam)")
+    o.add_argument("--optimizer", choices=_Names("optimizer"), metavar="NAME", help="%(choices)s (default adam)")
     o.add_argument("--weight-decay", type=float)
-    o.add_argument("--schedule", choices=("noam", "cosine", "linear", "constant"), help="LR schedule (default noam)")
+    o.add_argument("--schedule", choices=_Names("schedule"), metavar="NAME",
+                   help="LR schedule: %(choices)s (default noam)")
     o.add_argument("--warmup-epochs", type=float)
     o.add_argument("--init-lr", type=float)
     o.add_argument("--max-lr", type=float)
     o.add_argument("--final-lr", type=float)
     o.add_argument("--grad-clip", type=float, help="gradient norm clipping")
-    o.add_argument("--metrics", "--metric", dest="metrics", nargs="+", help="first one is the primary metric")
+    o.add_argument("--metrics", "--metric", dest="metrics", nargs="+", choices=_Names("metrics"), metavar="NAME",
+                   help="%(choices)s (those of the task type); the first one is the primary metric")
     o.add_argument("--monitor", "--tracking-metric", dest="monitor",
                    help="what selects the best epoch: val_loss (default) or val_<metric>")
     o.add_argument("--ensemble-size", type=int, help="deep ensemble of K models (default 1)")
@@ -130,15 +168,27 @@ def run(args: argparse.Namespace) -> int:
     resume = getattr(args, "resume", None)
     try:
         if resume is not None:
-            file_values = load_config_file(Path(resume) / "config.toml")
+            saved = Path(resume) / "config.toml"
+            if not saved.is_file():
+                raise FileNotFoundError(f"--resume {resume}: no config.toml there, so it is not the folder of a "
+                                        "molgraph train run")
+            file_values = load_config_file(saved)
             if values.get("output_dir") not in (None, str(resume)):
                 raise ValueError("--resume continues RUN_DIR in place; drop -o")
             values["output_dir"] = str(resume)
         else:
             file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
-        config = resolve_config(file_values, values).validate()
+        config = resolve_config(file_values, values)
     except (ValueError, FileNotFoundError) as exc:
         return error_exit(str(exc))
+    try:
+        config.validate()
+    except ValueError as exc:
+        if resume is None:
+            return error_exit(str(exc))
+        # the saved settings are bad (written by an older version, or edited): say how to mend them
+        return error_exit(f"{Path(resume) / 'config.toml'}: {exc}\ngive a valid value on the command line with "
+                          f"--resume (it overrides the saved one) or correct it in that file")
 
     from molgraph.train.runner import run_training
 
@@ -149,8 +199,7 @@ def run(args: argparse.Namespace) -> int:
     try:
         result = run_training(config, resume=resume is not None, say=say)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
-        # KeyError's str() adds quotes around the message
-        return error_exit(str(exc.args[0]) if isinstance(exc, KeyError) and exc.args else str(exc))
+        return error_exit(_message(exc))
     except KeyboardInterrupt as exc:
         return error_exit(str(exc) or f"interrupted; continue with: molgraph train --resume {config.output_dir}", code=130)
     if result is None:  # a non-zero DDP rank: rank 0 reports

@@ -24,6 +24,8 @@ __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
     "register_optimizer",
+    "check_optimizer",
+    "check_schedule",
     "build_optimizer",
     "lr_multiplier",
     "build_scheduler",
@@ -53,15 +55,38 @@ def register_optimizer(name: str, factory: OptimizerFactory, *, overwrite: bool 
     OPTIMIZERS[name] = factory
 
 
+def check_optimizer(name: str) -> None:
+    """Raise ValueError, naming the valid names, unless ``name`` is a registered optimizer.
+
+    ``molgraph train`` calls this before it writes anything (:meth:`TrainConfig.validate`), so a
+    misspelt name fails at once instead of when Lightning first builds the optimizer.
+    """
+    if not isinstance(name, str) or name not in OPTIMIZERS:
+        raise ValueError(f"unknown optimizer {name!r}; optimizer must be one of {', '.join(OPTIMIZERS)}")
+
+
+def check_schedule(schedule: str, *, init_lr: float, max_lr: float, final_lr: float) -> None:
+    """Raise ValueError naming the setting unless ``schedule`` and its learning rates can run.
+
+    The rules of :func:`lr_multiplier`, callable before training starts (see :func:`check_optimizer`).
+    """
+    if not isinstance(schedule, str) or schedule not in SCHEDULES:
+        raise ValueError(f"unknown lr schedule {schedule!r}; schedule must be one of {', '.join(SCHEDULES)}")
+    if not max_lr > 0:  # written so that NaN fails too
+        raise ValueError(f"max_lr must be > 0, got {max_lr}")
+    for name, value in (("init_lr", init_lr), ("final_lr", final_lr)):
+        if not value >= 0:
+            raise ValueError(f"{name} must be >= 0, got {value}")
+    if schedule == "noam" and final_lr <= 0:
+        raise ValueError(f"the noam schedule decays exponentially and needs final_lr > 0, got {final_lr}")
+
+
 def build_optimizer(
     name: str, params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: Any
 ) -> torch.optim.Optimizer:
     """The optimizer registered as ``name`` over ``params``."""
-    try:
-        factory = OPTIMIZERS[name]
-    except KeyError:
-        raise ValueError(f"unknown optimizer {name!r}; choose from {sorted(OPTIMIZERS)}") from None
-    return factory(params, lr=lr, weight_decay=weight_decay, **kwargs)
+    check_optimizer(name)
+    return OPTIMIZERS[name](params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
 def lr_multiplier(
@@ -74,12 +99,7 @@ def lr_multiplier(
     final_lr: float,
 ) -> Callable[[int], float]:
     """A function ``step -> lr(step) / max_lr`` for :class:`torch.optim.lr_scheduler.LambdaLR`."""
-    if schedule not in SCHEDULES:
-        raise ValueError(f"unknown lr schedule {schedule!r}; choose from {list(SCHEDULES)}")
-    if max_lr <= 0:
-        raise ValueError(f"max_lr must be > 0, got {max_lr}")
-    if schedule == "noam" and final_lr <= 0:
-        raise ValueError(f"the noam schedule decays exponentially and needs final_lr > 0, got {final_lr}")
+    check_schedule(schedule, init_lr=init_lr, max_lr=max_lr, final_lr=final_lr)
     if schedule == "constant":
         return _Constant()
     return _WarmupDecay(schedule, max(int(total_steps), 1), max(int(warmup_steps), 0), init_lr, max_lr, final_lr)

@@ -5,12 +5,17 @@ The run folder (``RUN_DIR``) gets ``config.toml``, ``splits.json`` (file rows), 
 for resuming), ``model.pt`` (the model file: everything needed to predict), ``metrics.json``,
 ``test_predictions.csv``, ``logs/`` (CSV, and TensorBoard when installed) and PNG plots.
 
+Settings, hardware settings and the data are all checked before the folder is created. A new
+run takes an empty or missing folder, or one left by a run of its own that failed before it
+trained anything; anything else is refused with a message saying what to do (:func:`check_run_dir`).
+
 Multi-process training (Lightning DDP) runs this same function in every process; only global
 rank 0 writes files, and every rank must reach the same fits in the same order.
 """
 
 from __future__ import annotations
 
+import contextlib
 import csv
 import io
 import json
@@ -21,7 +26,7 @@ import time
 import warnings
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any, Callable, Sequence
+from typing import Any, Callable, Iterator, Sequence
 
 import lightning as L
 import numpy as np
@@ -43,7 +48,15 @@ from molgraph.train.prepare import PreparedData, add_learned_features, prepare_d
 from molgraph.train.scaling import StandardScaler
 from molgraph.train.task import PropertyTask
 
-__all__ = ["RunResult", "run_training", "EpochTimer", "model_config_for", "is_global_zero_process"]
+__all__ = [
+    "RunResult",
+    "run_training",
+    "check_run_dir",
+    "check_trainer_settings",
+    "EpochTimer",
+    "model_config_for",
+    "is_global_zero_process",
+]
 
 log = logging.getLogger("molgraph.train")
 
@@ -87,6 +100,113 @@ def is_global_zero_process() -> bool:
         if value not in (None, "", "0"):
             return False
     return True
+
+
+# Every name run_training writes at the top of RUN_DIR (atomic_output's temporary ".NAME.*.tmp"
+# files too). A folder holding anything else is the user's and is never written into.
+RUN_FILES = ("config.toml", "splits.json", "rejects.csv", "metrics.json", "test_predictions.csv", "model.pt",
+             "learning_curves.png", "parity_test.png", "roc_test.png")
+RUN_FOLDERS = ("checkpoints", "logs")
+FINISHED_MARKER = "model.pt"  # written last but the plots: a folder with it holds a finished run
+
+
+def _ours(name: str) -> bool:
+    if name in RUN_FILES or name in RUN_FOLDERS:
+        return True
+    return any(name.startswith(f".{f}.") and name.endswith(".tmp") for f in RUN_FILES)
+
+
+def _trained_files(run_dir: Path) -> list[Path]:
+    """Checkpoints and finished members' weights: the epochs a restart would throw away."""
+    ckpts = run_dir / "checkpoints"
+    return sorted(p for p in ckpts.rglob("*") if p.is_file()) if ckpts.is_dir() else []
+
+
+def check_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
+    """Whether a new run (not ``--resume``) may use ``run_dir``; returns what it must clear first.
+
+    Accepted: a folder that does not exist or is empty, and one holding only the files of an
+    earlier run of ours that stopped before it trained anything (it failed while preparing or in
+    its first epoch): the corrected command reuses the folder, and the returned leftovers are
+    removed before the new run writes. Refused with :class:`FileExistsError`, whose message says
+    what to do: a folder with files we did not write, a finished run (``model.pt``), and an
+    unfinished run with trained epochs, which ``molgraph train --resume`` continues (starting
+    over in it would silently discard them). Nothing is written or removed here.
+    """
+    run_dir = Path(run_dir)
+    if not run_dir.exists():
+        return []
+    if not run_dir.is_dir():
+        raise FileExistsError(f"{run_dir} is a file, not a folder: choose another -o RUN_DIR")
+    entries = sorted(run_dir.iterdir())
+    foreign = [p.name for p in entries if not _ours(p.name)]
+    if foreign:
+        shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
+        raise FileExistsError(f"{run_dir} exists and holds files that molgraph train did not write ({shown}): "
+                              "choose a new -o RUN_DIR (nothing in it was touched)")
+    if (run_dir / FINISHED_MARKER).exists():
+        raise FileExistsError(f"{run_dir} holds a finished run ({FINISHED_MARKER}): choose a new -o RUN_DIR "
+                              f"(`molgraph train --resume {run_dir}` rewrites its outputs without training again)")
+    trained = _trained_files(run_dir)
+    if trained:
+        raise FileExistsError(
+            f"{run_dir} holds an unfinished run with trained epochs ({trained[0].relative_to(run_dir)}): continue it "
+            f"with `molgraph train --resume {run_dir}` (settings given with --resume override the saved ones), "
+            "or delete the folder or choose a new -o RUN_DIR to start over")
+    return entries
+
+
+def _clear(entries: Sequence[Path]) -> None:
+    for path in entries:
+        if path.is_dir() and not path.is_symlink():
+            shutil.rmtree(path)
+        else:
+            path.unlink(missing_ok=True)
+
+
+def _unfinished_note(run_dir: Path) -> str:
+    """What to do with the folder a run left when it failed after its files were written."""
+    resume = f"`molgraph train --resume {run_dir}` continues it (settings given with --resume override the saved ones)"
+    if _trained_files(run_dir):
+        return f"the unfinished run is kept in {run_dir}: {resume}"
+    return (f"nothing was trained; {run_dir} holds only the run's settings and split: rerun the corrected command "
+            f"with the same -o (the folder is reused), or {resume}")
+
+
+@contextlib.contextmanager
+def _quiet_lightning() -> Iterator[None]:
+    """Lightning's INFO lines ("GPU available ...") would print twice: once for the trial trainer."""
+    lg = logging.getLogger("lightning.pytorch")
+    level = lg.level
+    lg.setLevel(max(level, logging.WARNING))
+    try:
+        with warnings.catch_warnings():
+            warnings.simplefilter("ignore")
+            yield
+    finally:
+        lg.setLevel(level)
+
+
+def check_trainer_settings(config: TrainConfig) -> None:
+    """Raise ValueError unless Lightning accepts the hardware settings on this machine.
+
+    The valid accelerator, strategy and precision names are Lightning's, and whether ``gpu``
+    or ``devices`` can be had depends on the machine, so a Trainer is built with them (it
+    starts nothing and writes nothing; ``deterministic`` is left out because it switches torch's
+    global mode) before the run writes its first file.
+    """
+    try:
+        with _quiet_lightning():
+            L.Trainer(
+                accelerator=config.accelerator, devices=_devices(config.devices), num_nodes=config.num_nodes,
+                strategy=config.strategy, precision=config.precision, logger=False, enable_checkpointing=False,
+                enable_progress_bar=False, enable_model_summary=False,
+            )
+    except Exception as exc:  # noqa: BLE001  Lightning raises ValueError, TypeError or MisconfigurationException
+        raise ValueError(
+            f"hardware settings refused by Lightning (accelerator={config.accelerator!r}, devices={config.devices!r}, "
+            f"num_nodes={config.num_nodes}, strategy={config.strategy!r}, precision={config.precision!r}): {exc}"
+        ) from None
 
 
 def residual_for(config: TrainConfig) -> bool:
@@ -280,23 +400,20 @@ def _fit_member(
     return state, timer.seconds
 
 
-def _prepare_run(config: TrainConfig, run_dir: Path, *, zero: bool, resume: bool, say: Callable[[str], None]):
-    """Settings file, data, split, scalers, loaders and network config of a run."""
-    if zero:
-        save_config(config, run_dir / "config.toml")
+def _prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, say: Callable[[str], None]):
+    """Data, split, scalers, loaders and network config of a run; reads, but writes nothing in ``run_dir``.
 
+    Everything that can fail on the data (a missing column, an unreadable split file, a model
+    that cannot be built) fails here, before the run folder is created.
+    """
     data = prepare_data(config, progress=config.progress)
     say(f"data: {len(data)} molecules featurized, {len(data.rejects)} rejected ({data.source})")
-    if zero and data.rejects:
-        _write_csv(run_dir / "rejects.csv", ["row", "smiles", "reason"], [(r.index, r.input, r.reason) for r in data.rejects])
 
     splits_file = run_dir / "splits.json"
     if resume and splits_file.is_file():
         split = split_from_rows(Split.load(splits_file), data.rows, source=splits_file)
     else:
         split = split_positions(config, data)
-        if zero:
-            split_to_rows(split, data.rows).save(splits_file)
     if len(split.val) == 0:
         raise ValueError("the validation set is empty: it selects the best epoch; give split sizes with val > 0")
     say(f"split ({split.method}): train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
@@ -319,6 +436,15 @@ def _prepare_run(config: TrainConfig, run_dir: Path, *, zero: bool, resume: bool
     return data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config
 
 
+def _write_run_start(config: TrainConfig, run_dir: Path, data: PreparedData, split: Split) -> None:
+    """The files a run writes before training: settings, rejected molecules, split (file rows)."""
+    run_dir.mkdir(parents=True, exist_ok=True)
+    save_config(config, run_dir / "config.toml")
+    if data.rejects:
+        _write_csv(run_dir / "rejects.csv", ["row", "smiles", "reason"], [(r.index, r.input, r.reason) for r in data.rejects])
+    split_to_rows(split, data.rows).save(run_dir / "splits.json")
+
+
 def run_training(
     config: TrainConfig,
     *,
@@ -335,36 +461,39 @@ def run_training(
         callbacks: extra Lightning callbacks for every member's trainer.
         say: where progress messages go (default: the ``molgraph.train`` logger).
     """
+    # every check before the first write: a mistake must not leave a folder that blocks the retry
     config.validate()
+    check_trainer_settings(config)
     say = say or log.info
     run_dir = Path(config.output_dir)
     zero = is_global_zero_process()
-    created = False
-    if zero and not resume:
-        if run_dir.exists() and any(run_dir.iterdir()):
-            raise FileExistsError(f"{run_dir} exists and is not empty: choose a new -o RUN_DIR, or --resume {run_dir}")
-        created = not run_dir.exists()
-        run_dir.mkdir(parents=True, exist_ok=True)
-    try:
-        prepared = _prepare_run(config, run_dir, zero=zero, resume=resume, say=say)
-    except BaseException:
-        # nothing was trained yet: leave no half-made run folder that would block the retry
-        if created:
-            shutil.rmtree(run_dir, ignore_errors=True)
-        elif zero and not resume:
-            for name in ("config.toml", "rejects.csv", "splits.json"):
-                (run_dir / name).unlink(missing_ok=True)
-        raise
+    leftovers: list[Path] = []
+    if resume:
+        if not (run_dir / "config.toml").is_file():
+            raise FileNotFoundError(f"nothing to resume in {run_dir}: it holds no config.toml of a molgraph train run")
+    elif zero:
+        leftovers = check_run_dir(run_dir)
+    prepared = _prepare_run(config, run_dir, resume=resume, say=say)
     data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config = prepared
+    if zero:
+        if leftovers:
+            say(f"{run_dir}: removing the files of an earlier run that stopped before training anything")
+            _clear(leftovers)
+        _write_run_start(config, run_dir, data, split)
 
     states, epoch_seconds = [], []
-    for member in range(config.ensemble_size):
-        state, seconds = _fit_member(
-            member, config, run_dir, model_config, data, target_scaler, dm,
-            resume=resume, callbacks=callbacks, say=say,
-        )
-        states.append(state)
-        epoch_seconds.append(seconds)
+    try:
+        for member in range(config.ensemble_size):
+            state, seconds = _fit_member(
+                member, config, run_dir, model_config, data, target_scaler, dm,
+                resume=resume, callbacks=callbacks, say=say,
+            )
+            states.append(state)
+            epoch_seconds.append(seconds)
+    except Exception as exc:
+        if zero:  # the folder stays (it may hold trained epochs): say how to go on from it
+            exc.add_note(_unfinished_note(run_dir))
+        raise
     if not zero or any(s is None for s in states):
         return None
 
