@@ -110,3 +110,51 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys) -> None:
     assert main(["featurize", "-i", str(src), "-s", "SMILES", "-o", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
     assert "not found" in err and "columns present" in err
+
+
+def test_output_is_the_per_molecule_collation_for_any_n_jobs_and_format(tmp_path) -> None:
+    """The command collates packed chunks; its files must hold what collating each molecule's
+    arrays gives (the same arrays, dtypes, rows and smiles), with one job or two, .pt or .npz."""
+    import numpy as np
+
+    from molgraph.featurizers import MolGraphFeaturizer
+
+    rows = ROWS * 7  # several chunks with two workers (chunk size 16 for a known length is not used here)
+    src = tmp_path / "mixed.csv"
+    _write_csv(src, rows)
+    fz = MolGraphFeaturizer.ogb()
+    good = [i for i, (_, ok) in enumerate(rows) if ok]
+    expected = CollatedGraphs.from_arrays([fz.arrays(rows[i][0]) for i in good], rows=good)
+    for n_jobs in ("1", "2"):
+        for suffix in (".pt", ".npz"):
+            out = tmp_path / f"g{n_jobs}{suffix}"
+            assert main(["featurize", "-i", str(src), "-o", str(out), "--errors", "skip", "--n-jobs", n_jobs,
+                         "--no-progress"]) == 0
+            got = CollatedGraphs.load(out)
+            assert got.smiles == expected.smiles and got.rows.tolist() == good
+            for key in ("x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr"):
+                a, b = getattr(got, key), getattr(expected, key)
+                assert a.dtype == b.dtype and torch.equal(a, b), (n_jobs, suffix, key)
+            assert got.meta["n_input"] == len(rows) and got.meta["featurizer"] == fz.to_config()
+            if suffix == ".npz":
+                with np.load(out) as f:  # the same members as numpy's savez_compressed writes
+                    assert f.files[:7] == ["format", "x", "edge_index", "edge_attr", "atom_ptr", "edge_ptr",
+                                           "smiles"]
+                    assert f["smiles"].dtype.kind == "U"
+
+
+def test_featurize_command_imports_neither_pyg_nor_torch_for_npz(tmp_path) -> None:
+    """torch_geometric costs seconds to import; the command writes graphs without it (and without
+    torch for an .npz file)."""
+    import subprocess
+    import sys
+
+    src = tmp_path / "a.csv"
+    _write_csv(src, ROWS[:3])
+    code = (
+        "import sys; from molgraph.cli.main import main; "
+        f"rc = main(['featurize', '-i', {str(src)!r}, '-o', {str(tmp_path / 'a.npz')!r}, '--errors', 'skip']); "
+        "print(rc, 'torch_geometric' in sys.modules, 'torch' in sys.modules)"
+    )
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False False"

@@ -18,8 +18,9 @@ from typing import TYPE_CHECKING, Iterator
 if TYPE_CHECKING:
     from molgraph.featurizers import Reject
 
-# torch, RDKit and PyG are imported inside run(): `molgraph --help` and the other sub-commands
-# should not pay for them.
+# RDKit is imported inside run(): `molgraph --help` and the other sub-commands should not pay for
+# it. torch is imported only to write a .pt file, and PyG never: graphs are collated and written
+# as numpy arrays (importing torch_geometric alone takes seconds).
 PRESETS = ("ogb", "pyg", "multihot")
 
 
@@ -77,8 +78,9 @@ def _molecules(args: argparse.Namespace) -> Iterator:
 
 def run(args: argparse.Namespace) -> int:
     from molgraph.chem import MoleculeError, ParseOptions
-    from molgraph.data.collated import CollatedGraphs
-    from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
+    from molgraph.data.collated import CollatedArrays
+    from molgraph.featurizers.batch import Reject, iter_featurize_chunks
+    from molgraph.featurizers.graph import MolGraphFeaturizer
 
     if args.output.suffix not in (".pt", ".npz"):
         print(f"error: output must end in .pt or .npz, got {args.output}", file=sys.stderr)
@@ -94,17 +96,15 @@ def run(args: argparse.Namespace) -> int:
         ),
     )
     start = time.perf_counter()
+    rejects: list[Reject] = []
+    chunks = []  # (start, PackedChunk): a few arrays per chunk of molecules, collated once at the end
     try:
         molecules = _molecules(args)
-        arrays, rows, rejects = [], [], []
-        for index, result in iter_featurize(
+        for chunk_start, chunk in iter_featurize_chunks(
             molecules, featurizer, n_jobs=args.n_jobs, errors=args.errors, progress=args.progress
         ):
-            if isinstance(result, Reject):
-                rejects.append(result)
-            else:
-                arrays.append(result)
-                rows.append(index)
+            rejects += chunk.rejects
+            chunks.append((chunk_start, chunk))
     except MoleculeError as err:
         # nothing has been written yet: the output and rejects files appear only on success
         print(f"error: row {err.index}: {err.input!r}: {err.reason}", file=sys.stderr)
@@ -114,20 +114,21 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: {err}", file=sys.stderr)
         return 2
     elapsed = time.perf_counter() - start
-    total = len(arrays) + len(rejects)
-    if not arrays:
+    n_graphs = sum(len(chunk.smiles) for _, chunk in chunks)
+    total = n_graphs + len(rejects)
+    if not n_graphs:
         print(f"error: none of the {total} molecules could be featurized", file=sys.stderr)
         _write_rejects(rejects_path(args.output), rejects)
         return 1
-    graphs = CollatedGraphs.from_arrays(
-        arrays, rows=rows,
-        meta={"featurizer": featurizer.to_config(), "input": str(args.input), "n_input": total},
+    graphs = CollatedArrays.from_chunks(
+        chunks, meta={"featurizer": featurizer.to_config(), "input": str(args.input), "n_input": total},
     )
+    del chunks
     graphs.save(args.output)
     rpath = rejects_path(args.output)
     if args.errors == "skip":
         _write_rejects(rpath, rejects)
-    print(f"featurized {len(arrays)} of {total} molecules in {elapsed:.1f} s "
+    print(f"featurized {n_graphs} of {total} molecules in {elapsed:.1f} s "
           f"({total / max(elapsed, 1e-9):.0f} mol/s) -> {args.output}")
     print(f"atoms {graphs.x.shape[0]}, directed edges {graphs.edge_index.shape[1]}, "
           f"atom features {featurizer.atom_dim}, bond features {featurizer.bond_dim} ({args.featurizer})")

@@ -1,7 +1,9 @@
 """Entry point of the ``molgraph`` console script.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``, which adds a parser
-whose ``func`` default takes the parsed arguments and returns the exit code.
+whose ``func`` default takes the parsed arguments and returns the exit code. A sub-command's
+module is ``molgraph.cli.<name>_cmd``; when the command line names one, only that module is
+imported (some import pandas or torch at the top), else all of them (``--help``, errors).
 """
 
 from __future__ import annotations
@@ -25,19 +27,25 @@ _COMMAND_MODULES = (
 )
 
 
-def build_parser() -> argparse.ArgumentParser:
+def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+    """The parser with every sub-command, or only ``command``'s when it names one of them."""
     import importlib
 
     parser = argparse.ArgumentParser(prog="molgraph", description="Graph and molecule machine learning.")
     parser.add_argument("--version", action="version", version=f"molgraph {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    for name in _COMMAND_MODULES:
+    modules = [m for m in _COMMAND_MODULES if m.rsplit(".", 1)[-1] == f"{command}_cmd"] or _COMMAND_MODULES
+    for name in modules:
         importlib.import_module(name).register(subparsers)
+    if command is not None and len(modules) == 1 and command not in subparsers.choices:
+        return build_parser()  # the module registers another name: fall back to all of them
     return parser
 
 
 def main(argv: Sequence[str] | None = None) -> int:
-    parser = build_parser()
+    argv = list(sys.argv[1:] if argv is None else argv)
+    command = argv[0] if argv and not argv[0].startswith("-") else None
+    parser = build_parser(command)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

@@ -6,6 +6,11 @@
 
 Worker processes send numpy arrays (:class:`~molgraph.featurizers.graph.GraphArrays`) back,
 never torch tensors: plain numpy pickles are cheap, torch's multiprocessing pickling is not.
+:func:`iter_featurize_chunks` streams whole chunks (:class:`PackedChunk`: a few concatenated
+arrays per chunk) for callers that collate everything anyway, such as ``molgraph featurize``.
+
+Nothing here imports torch or PyG until a ``Data`` is built (:func:`featurize_smiles`), so a
+caller that only wants arrays does not pay seconds of imports for them.
 """
 
 from __future__ import annotations
@@ -18,16 +23,21 @@ import os
 import sys
 from concurrent.futures import FIRST_COMPLETED, Future, ProcessPoolExecutor, wait
 from dataclasses import dataclass, field
-from typing import Any, Iterable, Iterator, Literal, NamedTuple, Sequence
+from typing import TYPE_CHECKING, Any, Iterable, Iterator, Literal, NamedTuple, Sequence, Union
 
 import numpy as np
 from rdkit import Chem
-from torch_geometric.data import Data
 
 from molgraph.chem import MoleculeError
 from molgraph.featurizers.graph import GraphArrays, MolGraphFeaturizer
 
-__all__ = ["Reject", "FeaturizeResult", "iter_featurize", "featurize_smiles", "default_progress"]
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+__all__ = [
+    "Reject", "FeaturizeResult", "PackedChunk", "iter_featurize", "iter_featurize_chunks", "featurize_smiles",
+    "default_progress",
+]
 
 Errors = Literal["raise", "skip"]
 
@@ -85,14 +95,19 @@ def _featurize_item(featurizer: MolGraphFeaturizer, index: int, item: Any) -> Gr
     return Reject(index, shown, reason)
 
 
-def _featurize_chunk(start: int, items: Sequence[Any]) -> "_PackedChunk":
+def _featurize_chunk(start: int, items: Sequence[Any]) -> "PackedChunk":
     assert _WORKER_FEATURIZER is not None, "worker not initialised"
     return _pack([_featurize_item(_WORKER_FEATURIZER, start + k, item) for k, item in enumerate(items)])
 
 
-class _PackedChunk(NamedTuple):
+class PackedChunk(NamedTuple):
     """A chunk's results concatenated into a few arrays: one pickle of ~10 objects per chunk
-    instead of ~5 per molecule, which keeps the parent process's share of the work small."""
+    instead of ~5 per molecule, which keeps the parent process's share of the work small.
+
+    Graphs appear in input order; ``kinds[k]`` says whether the chunk's ``k``-th item became a
+    graph (True) or a reject. ``x``/``edge_index``/``edge_attr`` are ``None`` when the chunk has no
+    graph; ``pos``/``z`` hold only the graphs with ``has_pos``.
+    """
 
     kinds: list[bool]  # per item: True = graph, False = reject
     rejects: list[Reject]
@@ -107,12 +122,16 @@ class _PackedChunk(NamedTuple):
     z: np.ndarray | None
 
 
-def _pack(results: list[GraphArrays | Reject]) -> _PackedChunk:
-    graphs = [r for r in results if not isinstance(r, Reject)]
+_PackedChunk = PackedChunk  # the name before it was public
+
+
+def _pack(results: list[GraphArrays | Reject]) -> PackedChunk:
+    kinds = [not isinstance(r, Reject) for r in results]
+    graphs = [r for r, is_graph in zip(results, kinds) if is_graph]
     with_pos = [g for g in graphs if g.pos is not None]
-    return _PackedChunk(
-        kinds=[not isinstance(r, Reject) for r in results],
-        rejects=[r for r in results if isinstance(r, Reject)],
+    return PackedChunk(
+        kinds=kinds,
+        rejects=[r for r, is_graph in zip(results, kinds) if not is_graph],
         smiles=[g.smiles for g in graphs],
         atom_counts=[g.x.shape[0] for g in graphs],
         edge_counts=[g.edge_index.shape[1] for g in graphs],
@@ -125,7 +144,7 @@ def _pack(results: list[GraphArrays | Reject]) -> _PackedChunk:
     )
 
 
-def _unpack(chunk: _PackedChunk) -> list[GraphArrays | Reject]:
+def _unpack(chunk: PackedChunk) -> list[GraphArrays | Reject]:
     atom_cuts = np.cumsum(chunk.atom_counts)[:-1]
     edge_cuts = np.cumsum(chunk.edge_counts)[:-1]
     xs = np.split(chunk.x, atom_cuts) if chunk.x is not None else []
@@ -168,6 +187,66 @@ def _mp_context() -> mp.context.BaseContext:
     return mp.get_context("fork" if "fork" in methods else "spawn")
 
 
+# A chunk travels as the list of its results (serial) or packed (from a worker); each consumer
+# converts only when it needs the other form.
+_Chunk = Union[list, PackedChunk]
+
+
+def _prepare(
+    molecules: Iterable[Any], featurizer: MolGraphFeaturizer | None, n_jobs: int, chunk_size: int | None,
+    errors: str, total: int | None,
+) -> tuple[MolGraphFeaturizer, int, int, int | None]:
+    if errors not in ("raise", "skip"):
+        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
+    featurizer = featurizer or MolGraphFeaturizer.ogb()
+    if n_jobs == -1:
+        n_jobs = os.cpu_count() or 1
+    if n_jobs < 1:
+        raise ValueError(f"n_jobs must be >= 1 or -1, got {n_jobs}")
+    if total is None and hasattr(molecules, "__len__"):
+        total = len(molecules)  # type: ignore[arg-type]
+    if chunk_size is None:
+        chunk_size = 512 if total is None else max(16, min(512, total // (16 * n_jobs)))
+    if chunk_size < 1:
+        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    return featurizer, n_jobs, chunk_size, total
+
+
+class _NoBar:
+    """Stands in for a disabled tqdm bar (tqdm.auto alone takes ~0.2 s to import)."""
+
+    def update(self, n: int = 1) -> None:
+        pass
+
+    def close(self) -> None:
+        pass
+
+
+def _progress_bar(progress: bool | None, total: int | None) -> Any:
+    if not default_progress(progress):
+        return _NoBar()
+    from tqdm.auto import tqdm
+
+    return tqdm(total=total, unit="mol", desc="featurizing")
+
+
+def _iter_chunks(
+    molecules: Iterable[Any], featurizer: MolGraphFeaturizer, n_jobs: int, chunk_size: int,
+    progress: bool | None, total: int | None,
+) -> Iterator[tuple[int, _Chunk]]:
+    """``(start, chunk)`` in input order, with the progress bar advanced after each chunk."""
+    bar = _progress_bar(progress, total)
+    try:
+        results = _serial(molecules, featurizer, chunk_size) if n_jobs == 1 else _parallel(
+            molecules, featurizer, n_jobs, chunk_size
+        )
+        for start, chunk in results:
+            yield start, chunk
+            bar.update(len(chunk.kinds) if isinstance(chunk, PackedChunk) else len(chunk))
+    finally:
+        bar.close()
+
+
 def iter_featurize(
     molecules: Iterable[str | Chem.Mol],
     featurizer: MolGraphFeaturizer | None = None,
@@ -195,54 +274,57 @@ def iter_featurize(
     Yields:
         ``(index, GraphArrays)`` for each good molecule and ``(index, Reject)`` for each bad one.
     """
-    if errors not in ("raise", "skip"):
-        raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
-    featurizer = featurizer or MolGraphFeaturizer.ogb()
-    if n_jobs == -1:
-        n_jobs = os.cpu_count() or 1
-    if n_jobs < 1:
-        raise ValueError(f"n_jobs must be >= 1 or -1, got {n_jobs}")
-    if total is None and hasattr(molecules, "__len__"):
-        total = len(molecules)  # type: ignore[arg-type]
-    if chunk_size is None:
-        chunk_size = 512 if total is None else max(16, min(512, total // (16 * n_jobs)))
-    if chunk_size < 1:
-        raise ValueError(f"chunk_size must be >= 1, got {chunk_size}")
+    featurizer, n_jobs, chunk_size, total = _prepare(molecules, featurizer, n_jobs, chunk_size, errors, total)
+    for start, chunk in _iter_chunks(molecules, featurizer, n_jobs, chunk_size, progress, total):
+        results = _unpack(chunk) if isinstance(chunk, PackedChunk) else chunk
+        for k, result in enumerate(results):
+            if errors == "raise" and isinstance(result, Reject):
+                raise MoleculeError(result.reason, result.input, result.index)
+            yield start + k, result
 
-    from tqdm.auto import tqdm
 
-    bar = tqdm(total=total, unit="mol", disable=not default_progress(progress), desc="featurizing")
-    try:
-        results = _serial(molecules, featurizer, chunk_size) if n_jobs == 1 else _parallel(
-            molecules, featurizer, n_jobs, chunk_size
-        )
-        for chunk in results:
-            for index, result in chunk:
-                if errors == "raise" and isinstance(result, Reject):
-                    raise MoleculeError(result.reason, result.input, result.index)
-                yield index, result
-            bar.update(len(chunk))
-    finally:
-        bar.close()
+def iter_featurize_chunks(
+    molecules: Iterable[str | Chem.Mol],
+    featurizer: MolGraphFeaturizer | None = None,
+    *,
+    n_jobs: int = 1,
+    chunk_size: int | None = None,
+    errors: Errors = "raise",
+    progress: bool | None = None,
+    total: int | None = None,
+) -> Iterator[tuple[int, PackedChunk]]:
+    """Like :func:`iter_featurize`, but yields ``(start, PackedChunk)`` per chunk, in input order.
+
+    For callers that concatenate all graphs anyway: no per-molecule objects are made in this
+    process for the results of worker processes. With ``errors="raise"`` the first bad molecule
+    raises :class:`MoleculeError` (before its chunk is yielded).
+    """
+    featurizer, n_jobs, chunk_size, total = _prepare(molecules, featurizer, n_jobs, chunk_size, errors, total)
+    for start, chunk in _iter_chunks(molecules, featurizer, n_jobs, chunk_size, progress, total):
+        packed = chunk if isinstance(chunk, PackedChunk) else _pack(chunk)
+        if errors == "raise" and packed.rejects:
+            first = packed.rejects[0]
+            raise MoleculeError(first.reason, first.input, first.index)
+        yield start, packed
 
 
 def _serial(
     molecules: Iterable[Any], featurizer: MolGraphFeaturizer, chunk_size: int
-) -> Iterator[list[tuple[int, GraphArrays | Reject]]]:
+) -> Iterator[tuple[int, list[GraphArrays | Reject]]]:
     from rdkit import rdBase
 
     with rdBase.BlockLogs():
         for start, chunk in _chunks(molecules, chunk_size):
-            yield [(start + k, _featurize_item(featurizer, start + k, item)) for k, item in enumerate(chunk)]
+            yield start, [_featurize_item(featurizer, start + k, item) for k, item in enumerate(chunk)]
 
 
 def _parallel(
     molecules: Iterable[Any], featurizer: MolGraphFeaturizer, n_jobs: int, chunk_size: int
-) -> Iterator[list[tuple[int, GraphArrays | Reject]]]:
+) -> Iterator[tuple[int, PackedChunk]]:
     max_in_flight = 2 * n_jobs  # bounded read-ahead: memory stays flat on any input size
     chunks = _chunks(molecules, chunk_size)
     pending: dict[int, Future] = {}
-    done: dict[int, list[GraphArrays | Reject]] = {}
+    done: dict[int, PackedChunk] = {}
     next_to_yield = 0
     with ProcessPoolExecutor(
         max_workers=n_jobs, mp_context=_mp_context(), initializer=_init_worker,
@@ -260,14 +342,14 @@ def _parallel(
                     pending[start] = pool.submit(_featurize_chunk, start, chunk)
                 if next_to_yield in done:
                     out = done.pop(next_to_yield)
-                    yield [(next_to_yield + k, r) for k, r in enumerate(out)]
-                    next_to_yield += len(out)
+                    yield next_to_yield, out
+                    next_to_yield += len(out.kinds)
                     continue
                 if not pending:
                     return
                 finished, _ = wait(list(pending.values()), return_when=FIRST_COMPLETED)
                 for start in [s for s, f in pending.items() if f in finished]:
-                    done[start] = _unpack(pending.pop(start).result())
+                    done[start] = pending.pop(start).result()
         finally:
             for fut in pending.values():
                 fut.cancel()

@@ -15,18 +15,23 @@ Output: ``torch_geometric.data.Data`` with
 from __future__ import annotations
 
 from dataclasses import dataclass, field
-from typing import Any, NamedTuple
+from typing import TYPE_CHECKING, Any, Callable, NamedTuple
 
 import numpy as np
-import torch
 from rdkit import Chem
 from rdkit.Chem import rdchem
-from torch_geometric.data import Data
 
 from molgraph.chem import MoleculeError, ParseOptions, mol_from_smiles
 from molgraph.featurizers.atom import AtomFeaturizer
 from molgraph.featurizers.bond import BondFeaturizer
 from molgraph.featurizers.categorical import CheapGetter
+
+if TYPE_CHECKING:
+    from torch_geometric.data import Data
+
+# torch and PyG are imported on the first ``to_data`` call, not with this module: producing numpy
+# arrays (``arrays``, the batch featurizer, ``molgraph featurize``) needs neither, and importing
+# torch_geometric costs seconds (it pulls in torch._dynamo).
 
 __all__ = ["GraphArrays", "MolGraphFeaturizer"]
 
@@ -47,33 +52,58 @@ class GraphArrays(NamedTuple):
 
     def to_data(self) -> Data:
         """The graph as a PyG ``Data`` whose tensors share memory with these arrays."""
+        from_numpy = _torch_from_numpy or _import_torch()
         fields = {
-            "x": torch.from_numpy(self.x),
-            "edge_index": torch.from_numpy(self.edge_index),
-            "edge_attr": torch.from_numpy(self.edge_attr),
+            "x": from_numpy(self.x),
+            "edge_index": from_numpy(self.edge_index),
+            "edge_attr": from_numpy(self.edge_attr),
             "smiles": self.smiles,
         }
         if self.pos is not None:
-            fields["pos"] = torch.from_numpy(self.pos)
-            fields["z"] = torch.from_numpy(self.z)
-        return _new_data(fields)
+            fields["pos"] = from_numpy(self.pos)
+            fields["z"] = from_numpy(self.z)
+        return (_new_data or _set_data_constructor())(fields)
+
+
+# Filled on first use (module globals: a per-molecule ``import`` statement would cost more).
+_torch_from_numpy: Callable[[np.ndarray], Any] | None = None
+_Data: type | None = None
+
+
+def _import_torch() -> Callable[[np.ndarray], Any]:
+    global _torch_from_numpy
+    import torch
+
+    _torch_from_numpy = torch.from_numpy
+    return _torch_from_numpy
+
+
+def _data_class() -> type:
+    global _Data
+    if _Data is None:
+        from torch_geometric.data import Data
+
+        _Data = Data
+    return _Data
 
 
 def _new_data_public(fields: dict[str, Any]) -> Data:
-    return Data(**fields)
+    return (_Data or _data_class())(**fields)
 
 
 def _new_data_direct(fields: dict[str, Any]) -> Data:
     # Filling a fresh Data's storage mapping directly is what Data(**fields) ends up doing for
     # new keys, at a third of the cost (attribute setters, cache invalidation); it matters when
     # the featurizer itself takes ~100 us per molecule.
-    data = Data()
+    data = (_Data or _data_class())()
     data._store._mapping.update(fields)
     return data
 
 
-def _pick_data_constructor():
+def _pick_data_constructor() -> Callable[[dict[str, Any]], Data]:
     """Use the direct constructor only if it gives the same object as the public one here."""
+    import torch
+
     probe = {
         "x": torch.zeros(2, 1, dtype=torch.long),
         "edge_index": torch.tensor([[0, 1], [1, 0]]),
@@ -92,7 +122,13 @@ def _pick_data_constructor():
     return _new_data_direct if same else _new_data_public
 
 
-_new_data = _pick_data_constructor()
+_new_data: Callable[[dict[str, Any]], Data] | None = None  # picked on first use
+
+
+def _set_data_constructor() -> Callable[[dict[str, Any]], Data]:
+    global _new_data
+    _new_data = _pick_data_constructor()
+    return _new_data
 
 
 # Bond orders as RDKit reports them as floats -> BondType values. Exact for molecules read from
