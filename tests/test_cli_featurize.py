@@ -5,6 +5,7 @@ from __future__ import annotations
 import csv
 
 import pandas as pd
+import pytest
 import torch
 from rdkit import Chem
 from rdkit.Chem import AllChem
@@ -145,7 +146,7 @@ def test_output_is_the_per_molecule_collation_for_any_n_jobs_and_format(tmp_path
 
 def test_featurize_command_imports_neither_pyg_nor_torch_for_npz(tmp_path) -> None:
     """torch_geometric costs seconds to import; the command writes graphs without it (and without
-    torch for an .npz file)."""
+    torch for an .npz file, and reads a CSV without pandas)."""
     import subprocess
     import sys
 
@@ -154,7 +155,59 @@ def test_featurize_command_imports_neither_pyg_nor_torch_for_npz(tmp_path) -> No
     code = (
         "import sys; from molgraph.cli.main import main; "
         f"rc = main(['featurize', '-i', {str(src)!r}, '-o', {str(tmp_path / 'a.npz')!r}, '--errors', 'skip']); "
-        "print(rc, 'torch_geometric' in sys.modules, 'torch' in sys.modules)"
+        "print(rc, *(m in sys.modules for m in ('torch_geometric', 'torch', 'pandas', 'tqdm')))"
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
-    assert out.strip().splitlines()[-1] == "0 False False"
+    assert out.strip().splitlines()[-1] == "0 False False False False"
+
+
+# (name, file bytes): what pandas and the csv reader must read alike
+CSV_QUIRKS = [
+    ("blank and whitespace lines", b"smiles,y\n\nCCO,1\n   \n\t\nCC,2\n"),
+    ("crlf and cr line ends", b"smiles,y\r\nCCO,1\r\n\r\n \r\nCC,2\rCCC,3\r"),
+    ("quoted commas, quotes, line breaks", b'smiles,y\n"C,C",1\n"C""C",2\n"C\n\n  \nC",3\n"  ",4\n"",5\n'),
+    ("short and long rows", b"a,smiles,y\n1,CCO,1\n2\n3,CC,2,extra\n"),
+    ("bom, header spaces, bad utf-8", b"\xef\xbb\xbf a , smiles ,y\n1, C\xffC ,1\n"),
+    ("leading blank lines, quote inside a cell", b'\n  \nsmiles,y\nC"C,1\n"CC"O,2\n  "x",3\n'),
+    ("form feed and nbsp lines are rows", "smiles,y\nCC,1\n\x0c\n\u00a0\nCCC,2\n".encode()),
+    ("duplicate column: the first", b"smiles,smiles\nA,B\n"),
+]
+
+
+def test_csv_column_reader_reads_as_pandas_does(tmp_path) -> None:
+    """``molgraph featurize`` streams the SMILES column with the csv module (no pandas import);
+    rows, blank-line skipping and cells must match the pandas reading of ``read_molecule_table``."""
+    import gzip
+
+    from molgraph.data.table import _iter_csv_column, _iter_pandas_column, iter_smiles_column
+
+    for k, (name, data) in enumerate(CSV_QUIRKS):
+        for suffix in (".csv", ".csv.gz", ".tsv"):
+            body = data.replace(b",", b"\t") if suffix == ".tsv" else data
+            path = tmp_path / f"q{k}{suffix}"
+            with (gzip.open if suffix.endswith(".gz") else open)(path, "wb") as fh:
+                fh.write(body)
+            expected = list(_iter_pandas_column(path, "smiles", 2))
+            assert list(_iter_csv_column(path, "smiles")) == expected, (name, suffix)
+            assert list(iter_smiles_column(path, "smiles")) == expected, (name, suffix)
+    # a tab-only line of a TSV holds two empty cells: a row for pandas, and here
+    tsv = tmp_path / "tabs.tsv"
+    tsv.write_bytes(b"smiles\ty\nCC\t1\n \t \nCCC\t2\n")
+    assert list(_iter_csv_column(tsv, "smiles")) == list(_iter_pandas_column(tsv, "smiles", 2)) == ["CC", "", "CCC"]
+
+
+def test_csv_column_reader_errors(tmp_path) -> None:
+    from molgraph.data.table import iter_smiles_column
+
+    empty = tmp_path / "empty.csv"
+    empty.write_bytes(b"\n  \n")
+    with pytest.raises(ValueError):  # pandas' EmptyDataError
+        list(iter_smiles_column(empty, "smiles"))
+    unclosed = tmp_path / "unclosed.csv"
+    unclosed.write_bytes(b'smiles,y\n"CC,1\nCCC,2\n')
+    with pytest.raises(ValueError, match="quoted field"):
+        list(iter_smiles_column(unclosed, "smiles"))
+    other = tmp_path / "other.csv"
+    other.write_bytes(b"mol,y\nCC,1\n")
+    with pytest.raises(KeyError, match=r"columns present: \['mol', 'y'\]"):
+        list(iter_smiles_column(other, "smiles"))

@@ -10,10 +10,15 @@ from __future__ import annotations
 
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Iterator, Sequence
+from typing import TYPE_CHECKING, Iterator, Sequence
 
 import numpy as np
-import pandas as pd
+
+if TYPE_CHECKING:
+    import pandas as pd
+
+# pandas is imported by the functions that use it: streaming one column of a plain or gzipped file
+# (what ``molgraph featurize`` does) reads it with the csv module, without pandas' import time.
 
 __all__ = ["MoleculeTable", "iter_smiles_column", "read_molecule_table"]
 
@@ -54,11 +59,34 @@ def iter_smiles_column(path: str | Path, smiles_column: str, chunk_rows: int = 1
     """Stream one column of a CSV/TSV (``.gz`` allowed) without loading the file.
 
     Yields the stripped cell of every data row (blank lines skipped), ``""`` for empty cells, so
-    positions match :func:`read_molecule_table`'s rows. Memory stays at ``chunk_rows`` rows.
+    positions match :func:`read_molecule_table`'s rows. Plain and ``.gz`` files are read row by row
+    with the csv module, following pandas' reading of them (see :func:`_iter_csv_column`); other
+    compressions go through pandas, ``chunk_rows`` rows at a time.
     """
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"molecule file not found: {path}")
+    suffix = path.suffix.lower()
+    if suffix == ".gz" or suffix not in _PANDAS_COMPRESSIONS:
+        yield from _iter_csv_column(path, smiles_column)
+        return
+    yield from _iter_pandas_column(path, smiles_column, chunk_rows)
+
+
+# the extensions pandas' compression="infer" decompresses (other than .gz, which gzip reads here)
+_PANDAS_COMPRESSIONS = (".bz2", ".zip", ".xz", ".zst", ".tar", ".tgz")
+
+
+def _missing_column(path: Path, smiles_column: str) -> KeyError:
+    import pandas as pd
+
+    header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **_read_options(path)).columns]
+    return KeyError(f"{path}: column(s) {[smiles_column]} not found; columns present: {header}")
+
+
+def _iter_pandas_column(path: Path, smiles_column: str, chunk_rows: int) -> Iterator[str]:
+    import pandas as pd
+
     header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **_read_options(path)).columns]
     if smiles_column not in header:
         raise KeyError(f"{path}: column(s) {[smiles_column]} not found; columns present: {header}")
@@ -69,6 +97,56 @@ def iter_smiles_column(path: str | Path, smiles_column: str, chunk_rows: int = 1
         for chunk in reader:
             for cell in chunk.iloc[:, 0].tolist():
                 yield cell.strip()
+
+
+def _iter_csv_column(path: Path, smiles_column: str) -> Iterator[str]:
+    """One column of a plain or gzipped CSV/TSV with the csv module, as pandas reads it with
+    :func:`_read_options`: a UTF-8 BOM dropped, undecodable bytes replaced, quoted fields (with
+    commas, doubled quotes or line breaks) as one cell, the first non-blank line as the header.
+
+    A blank line (empty, or only spaces and tabs other than the separator, outside quotes) is no
+    row; a row shorter than the header has ``""`` in its missing cells and extra cells are ignored.
+    The header, the column check and the first rows are read before the first value is yielded.
+    A file without a header, or a column that is not there, gets pandas' own error.
+    """
+    import csv
+    import gzip
+
+    sep = _separator(path)
+    blank = " \t".replace(sep, "") + "\r\n"  # pandas' blank line: only these (the separator excluded)
+    raw: list[str | None] = [""]  # the last line the csv reader took; None once it asked past the end
+
+    def lines(fh: Iterator[str]) -> Iterator[str]:
+        for line in fh:
+            raw[0] = line
+            yield line
+        raw[0] = None
+
+    opener = gzip.open if path.suffix.lower() == ".gz" else open
+    with opener(path, "rt", encoding="utf-8-sig", errors="replace", newline="") as fh:
+        reader = csv.reader(lines(fh), delimiter=sep)
+        last = reader.line_num
+        col = None
+        try:
+            for row in reader:
+                # a row read from one line of spaces/tabs is a blank line; `"  "` is a row
+                if raw[0] is None:  # csv returns what it has at the end; pandas refuses
+                    raise ValueError(f"{path}: the file ends inside a quoted field (from line {last + 1})")
+                single = reader.line_num - last == 1
+                last = reader.line_num
+                if not row or (single and len(row) == 1 and not raw[0].strip(blank)):
+                    continue
+                if col is None:  # the header
+                    names = [c.strip() for c in row]
+                    if smiles_column not in names:
+                        raise _missing_column(path, smiles_column)
+                    col = names.index(smiles_column)
+                    continue
+                yield row[col].strip() if col < len(row) else ""
+        except csv.Error as exc:
+            raise ValueError(f"{path}: line {reader.line_num}: {exc}") from None
+    if col is None:  # no header: an empty file (pandas says so)
+        raise _missing_column(path, smiles_column)
 
 
 def read_molecule_table(
@@ -84,6 +162,8 @@ def read_molecule_table(
         ValueError: a target cell is neither a number nor empty, naming row (0-based data row)
             and column.
     """
+    import pandas as pd
+
     path = Path(path)
     if not path.is_file():
         raise FileNotFoundError(f"molecule file not found: {path}")
