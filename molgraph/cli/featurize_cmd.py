@@ -10,7 +10,9 @@ from __future__ import annotations
 
 import argparse
 import csv
+import os
 import sys
+import threading
 import time
 from pathlib import Path
 from typing import TYPE_CHECKING, Iterator
@@ -98,6 +100,7 @@ def run(args: argparse.Namespace) -> int:
     start = time.perf_counter()
     rejects: list[Reject] = []
     chunks = []  # (start, PackedChunk): a few arrays per chunk of molecules, collated once at the end
+    preload: threading.Thread | None = None
     try:
         molecules = _molecules(args)
         for chunk_start, chunk in iter_featurize_chunks(
@@ -105,6 +108,10 @@ def run(args: argparse.Namespace) -> int:
         ):
             rejects += chunk.rejects
             chunks.append((chunk_start, chunk))
+            if preload is None and args.output.suffix == ".pt" and _uses_workers(args.n_jobs):
+                # the workers exist by now (never fork during an import); this process only
+                # waits on them, so it imports torch for the .pt write meanwhile (~1 s)
+                preload = _import_in_background("torch")
     except MoleculeError as err:
         # nothing has been written yet: the output and rejects files appear only on success
         print(f"error: row {err.index}: {err.input!r}: {err.reason}", file=sys.stderr)
@@ -113,6 +120,9 @@ def run(args: argparse.Namespace) -> int:
     except (KeyError, ValueError) as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    finally:
+        if preload is not None:
+            preload.join()
     elapsed = time.perf_counter() - start
     n_graphs = sum(len(chunk.smiles) for _, chunk in chunks)
     total = n_graphs + len(rejects)
@@ -135,6 +145,25 @@ def run(args: argparse.Namespace) -> int:
     if args.errors == "skip":
         print(f"rejected {len(rejects)} -> {rpath}")
     return 0
+
+
+def _uses_workers(n_jobs: int) -> bool:
+    return (os.cpu_count() or 1) > 1 if n_jobs == -1 else n_jobs > 1
+
+
+def _import_in_background(module: str) -> threading.Thread:
+    """Import ``module`` in a thread (a failure is left for the real import to report)."""
+    import importlib
+
+    def target() -> None:
+        try:
+            importlib.import_module(module)
+        except Exception:
+            pass
+
+    thread = threading.Thread(target=target, name=f"import {module}", daemon=True)
+    thread.start()
+    return thread
 
 
 def _write_rejects(path: Path, rejects: list[Reject]) -> None:
