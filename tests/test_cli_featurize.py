@@ -211,3 +211,45 @@ def test_csv_column_reader_errors(tmp_path) -> None:
     other.write_bytes(b"mol,y\nCC,1\n")
     with pytest.raises(KeyError, match=r"columns present: \['mol', 'y'\]"):
         list(iter_smiles_column(other, "smiles"))
+
+
+def test_streamed_npz_is_the_collated_file_member_for_member(tmp_path) -> None:
+    """``save_chunks`` writes an .npz from the chunks' arrays without concatenating them: every
+    member must hold the bytes that saving the concatenation gives (positions, rejects-only
+    chunks, molecules without bonds, SMILES of different lengths included)."""
+    import zipfile
+
+    from molgraph.data.collated import CollatedArrays, save_chunks
+    from molgraph.featurizers.batch import iter_featurize_chunks
+
+    def mol3d(smiles: str) -> Chem.Mol:
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        AllChem.EmbedMolecule(mol, randomSeed=1)
+        return Chem.RemoveHs(mol)
+
+    flat = [s for s, _ in ROWS] + ["[Na+]", "O", "c1ccc2ccccc2c1" * 3]
+    with_pos = [mol3d(s) for s in ["CCO", "O", "c1ccccc1N", "[Na+]", "CC(=O)O"]]
+    cases = {
+        "smiles": (flat, 4),
+        "rejects-only chunk": (["C1CC", "", "CCO", "c1ccccc1"], 2),
+        "3d": (with_pos, 2),
+        "3d and 2d mixed": (with_pos[:2] + ["CCN"], 2),
+    }
+    for name, (items, chunk_size) in cases.items():
+        meta = {"case": name}
+        chunks = list(iter_featurize_chunks(items, chunk_size=chunk_size, errors="skip"))
+        a, b = tmp_path / "streamed.npz", tmp_path / "collated.npz"
+        summary = save_chunks(a, chunks, meta)
+        collated = CollatedArrays.from_chunks(chunks, meta)
+        collated.save(b)
+        assert (summary.num_graphs, summary.num_atoms, summary.num_edges) == (
+            len(collated), collated.x.shape[0], collated.edge_index.shape[1])
+        with zipfile.ZipFile(a) as za, zipfile.ZipFile(b) as zb:
+            assert za.testzip() is None
+            assert za.namelist() == zb.namelist(), name
+            for member in za.namelist():
+                assert za.read(member) == zb.read(member), (name, member)
+        assert ("pos.npy" in zipfile.ZipFile(a).namelist()) == (name == "3d")
+        pt = save_chunks(tmp_path / "g.pt", chunks, meta).path
+        back = CollatedGraphs.load(pt)
+        assert torch.equal(back.x, torch.from_numpy(collated.x)) and back.smiles == collated.smiles

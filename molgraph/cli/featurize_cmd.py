@@ -80,7 +80,7 @@ def _molecules(args: argparse.Namespace) -> Iterator:
 
 def run(args: argparse.Namespace) -> int:
     from molgraph.chem import MoleculeError, ParseOptions
-    from molgraph.data.collated import CollatedArrays
+    from molgraph.data.collated import save_chunks
     from molgraph.featurizers.batch import Reject, iter_featurize_chunks
     from molgraph.featurizers.graph import MolGraphFeaturizer
 
@@ -130,17 +130,16 @@ def run(args: argparse.Namespace) -> int:
         print(f"error: none of the {total} molecules could be featurized", file=sys.stderr)
         _write_rejects(rejects_path(args.output), rejects)
         return 1
-    graphs = CollatedArrays.from_chunks(
-        chunks, meta={"featurizer": featurizer.to_config(), "input": str(args.input), "n_input": total},
+    written = save_chunks(
+        args.output, chunks, meta={"featurizer": featurizer.to_config(), "input": str(args.input), "n_input": total},
     )
     del chunks
-    graphs.save(args.output)
     rpath = rejects_path(args.output)
     if args.errors == "skip":
         _write_rejects(rpath, rejects)
     print(f"featurized {n_graphs} of {total} molecules in {elapsed:.1f} s "
           f"({total / max(elapsed, 1e-9):.0f} mol/s) -> {args.output}")
-    print(f"atoms {graphs.x.shape[0]}, directed edges {graphs.edge_index.shape[1]}, "
+    print(f"atoms {written.num_atoms}, directed edges {written.num_edges}, "
           f"atom features {featurizer.atom_dim}, bond features {featurizer.bond_dim} ({args.featurizer})")
     if args.errors == "skip":
         print(f"rejected {len(rejects)} -> {rpath}")

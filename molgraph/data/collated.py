@@ -18,7 +18,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, IO, Any, Iterable, Iterator, Sequence
+from typing import TYPE_CHECKING, IO, Any, Iterable, Iterator, NamedTuple, Sequence
 
 import numpy as np
 
@@ -31,7 +31,7 @@ if TYPE_CHECKING:
 
     from molgraph.featurizers.batch import PackedChunk
 
-__all__ = ["CollatedArrays", "CollatedGraphs"]
+__all__ = ["CollatedArrays", "CollatedGraphs", "GraphFileSummary", "save_chunks"]
 
 FORMAT = "molgraph.collated_graphs/1"
 
@@ -41,13 +41,34 @@ FORMAT = "molgraph.collated_graphs/1"
 NPZ_COMPRESSLEVEL = 1
 
 
+class _Pieces(NamedTuple):
+    """An array given as its dtype, shape and C-order data in pieces (never concatenated)."""
+
+    dtype: np.dtype
+    shape: tuple[int, ...]
+    pieces: Iterable[np.ndarray]  # C-contiguous; their bytes, in order, are the array's
+
+
 def _savez(fh: IO[bytes], arrays: dict[str, Any], compresslevel: int = NPZ_COMPRESSLEVEL) -> None:
-    """``np.savez_compressed(fh, **arrays)`` with a chosen zlib level (same members, same layout)."""
+    """``np.savez_compressed(fh, **arrays)`` with a chosen zlib level (same members, same layout).
+
+    A value may be :class:`_Pieces`: its member gets the header ``write_array`` would write for
+    the whole array, then the pieces' bytes, so the file is the same as for the concatenation.
+    """
     with zipfile.ZipFile(fh, mode="w", compression=zipfile.ZIP_DEFLATED, allowZip64=True,
                          compresslevel=compresslevel) as zf:
         for key, value in arrays.items():
             with zf.open(key + ".npy", "w", force_zip64=True) as member:
-                np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
+                if isinstance(value, _Pieces):
+                    np.lib.format.write_array_header_1_0(member, {
+                        "descr": np.lib.format.dtype_to_descr(value.dtype), "fortran_order": False,
+                        "shape": value.shape,
+                    })
+                    for piece in value.pieces:
+                        assert piece.dtype == value.dtype and piece.flags.c_contiguous
+                        member.write(memoryview(piece).cast("B"))
+                else:
+                    np.lib.format.write_array(member, np.asanyarray(value), allow_pickle=False)
 
 
 def _write_graph_file(path: Path, d: dict[str, Any]) -> Path:
@@ -109,31 +130,9 @@ class CollatedArrays:
         cls, chunks: Iterable[tuple[int, PackedChunk]], meta: dict[str, Any] | None = None,
     ) -> "CollatedArrays":
         """Concatenate the graphs of ``(start, PackedChunk)`` pairs; ``rows`` are their input positions."""
-        xs, eis, eas, pos, zs = [], [], [], [], []
-        atom_counts: list[int] = []
-        edge_counts: list[int] = []
-        smiles: list[str] = []
-        rows: list[int] = []
-        with_pos = True
-        for start, chunk in chunks:
-            if chunk.x is None:  # every item of the chunk was rejected
-                continue
-            xs.append(chunk.x)
-            eis.append(chunk.edge_index)
-            eas.append(chunk.edge_attr)
-            atom_counts += chunk.atom_counts
-            edge_counts += chunk.edge_counts
-            smiles += chunk.smiles
-            rows += [start + k for k, is_graph in enumerate(chunk.kinds) if is_graph]
-            if with_pos and all(chunk.has_pos):
-                pos.append(chunk.pos)
-                zs.append(chunk.z)
-            else:
-                with_pos = False
-        if not smiles:
-            raise ValueError("no graphs to collate")
-        return cls._build(xs, eis, eas, atom_counts, edge_counts, smiles,
-                          pos if with_pos else None, zs if with_pos else None, meta, rows)
+        g = _Gathered.of(chunks)
+        return cls._build(g.xs, g.eis, g.eas, g.atom_counts, g.edge_counts, g.smiles,
+                          g.pos if g.with_pos else None, g.zs if g.with_pos else None, meta, g.rows)
 
     @classmethod
     def _build(
@@ -183,6 +182,108 @@ class CollatedArrays:
             t(self.x), t(self.edge_index), t(self.edge_attr), t(self.atom_ptr), t(self.edge_ptr), self.smiles,
             t(self.pos), t(self.z), self.meta, t(self.rows),
         )
+
+
+@dataclass
+class _Gathered:
+    """The pieces of packed chunks, in order, before any concatenation."""
+
+    xs: list[np.ndarray] = field(default_factory=list)
+    eis: list[np.ndarray] = field(default_factory=list)
+    eas: list[np.ndarray] = field(default_factory=list)
+    atom_counts: list[int] = field(default_factory=list)
+    edge_counts: list[int] = field(default_factory=list)
+    smiles: list[str] = field(default_factory=list)
+    rows: list[int] = field(default_factory=list)
+    pos: list[np.ndarray] = field(default_factory=list)
+    zs: list[np.ndarray] = field(default_factory=list)
+    with_pos: bool = True
+
+    @classmethod
+    def of(cls, chunks: Iterable[tuple[int, PackedChunk]]) -> "_Gathered":
+        g = cls()
+        for start, chunk in chunks:
+            if chunk.x is None:  # every item of the chunk was rejected
+                continue
+            g.xs.append(chunk.x)
+            g.eis.append(chunk.edge_index)
+            g.eas.append(chunk.edge_attr)
+            g.atom_counts += chunk.atom_counts
+            g.edge_counts += chunk.edge_counts
+            g.smiles += chunk.smiles
+            g.rows += [start + k for k, is_graph in enumerate(chunk.kinds) if is_graph]
+            if g.with_pos and all(chunk.has_pos):
+                g.pos.append(chunk.pos)
+                g.zs.append(chunk.z)
+            else:
+                g.with_pos = False
+        if not g.smiles:
+            raise ValueError("no graphs to collate")
+        return g
+
+
+class GraphFileSummary(NamedTuple):
+    """What :func:`save_chunks` wrote."""
+
+    path: Path
+    num_graphs: int
+    num_atoms: int
+    num_edges: int
+
+
+def save_chunks(
+    path: str | Path, chunks: Iterable[tuple[int, PackedChunk]], meta: dict[str, Any] | None = None,
+) -> GraphFileSummary:
+    """Write the graphs of ``(start, PackedChunk)`` pairs to a graph file, atomically.
+
+    The file is the one ``CollatedArrays.from_chunks(chunks, meta).save(path)`` writes. An
+    ``.npz`` is written straight from the chunks' arrays: concatenating them first would only
+    copy a few hundred MB into fresh memory (HIV's 41k molecules: 0.3 s for ``x``, ``edge_index``
+    and ``edge_attr``, 0.25 s for the fixed-width SMILES array).
+    """
+    path = Path(path)
+    g = _Gathered.of(chunks)
+    n_atoms, n_edges = sum(g.atom_counts), sum(g.edge_counts)
+    summary = GraphFileSummary(path, len(g.smiles), n_atoms, n_edges)
+    if path.suffix != ".npz":
+        CollatedArrays._build(g.xs, g.eis, g.eas, g.atom_counts, g.edge_counts, g.smiles,
+                              g.pos if g.with_pos else None, g.zs if g.with_pos else None, meta, g.rows).save(path)
+        return summary
+
+    def pieces(parts: list[np.ndarray], shape: tuple[int, ...], axis1: bool = False) -> _Pieces:
+        dtype = parts[0].dtype
+        if any(p.dtype != dtype for p in parts):  # np.concatenate would promote; do as it does
+            dtype = np.result_type(*parts)
+            parts = [p.astype(dtype) for p in parts]
+        if axis1:  # (2, E) concatenated along axis 1: every first row, then every second row
+            rows = [np.ascontiguousarray(p[r]) for r in range(shape[0]) for p in parts]
+        else:
+            rows = [np.ascontiguousarray(p) for p in parts]
+        return _Pieces(np.dtype(dtype), shape, rows)
+
+    width = max(1, max(map(len, g.smiles)))  # np.asarray(smiles, dtype=object).astype(str)'s width
+    sdtype = np.dtype(f"<U{width}")
+    step = 4096
+    smiles = _Pieces(sdtype, (len(g.smiles),),
+                     (np.array(g.smiles[i:i + step], dtype=sdtype) for i in range(0, len(g.smiles), step)))
+    x_shape = (n_atoms, *g.xs[0].shape[1:])
+    arrays: dict[str, Any] = {
+        "format": FORMAT,
+        "x": pieces(g.xs, x_shape),
+        "edge_index": pieces(g.eis, (g.eis[0].shape[0], n_edges), axis1=True),
+        "edge_attr": pieces(g.eas, (n_edges, *g.eas[0].shape[1:])),
+        "atom_ptr": np.concatenate([[0], np.cumsum(g.atom_counts)]).astype(np.int64),
+        "edge_ptr": np.concatenate([[0], np.cumsum(g.edge_counts)]).astype(np.int64),
+        "smiles": smiles,
+        "meta_json": json.dumps(dict(meta or {}), sort_keys=True),
+    }
+    if g.with_pos:
+        arrays["pos"] = pieces(g.pos, (n_atoms, *g.pos[0].shape[1:]))
+        arrays["z"] = pieces(g.zs, (n_atoms, *g.zs[0].shape[1:]))
+    arrays["rows"] = np.array(g.rows, dtype=np.int64)
+    with atomic_output(path, "wb") as fh:
+        _savez(fh, arrays)
+    return summary
 
 
 class CollatedGraphs(Sequence["Data"]):
