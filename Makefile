@@ -39,9 +39,11 @@ $(CHEMPROP_STAMP): pyproject.toml
 
 bench: bench-featurize bench-property bench-conformers bench-ngram bench-graphnorm
 
-# featurizer speed vs RDKit, PyG and chemprop (in-process, so it runs in the chemprop environment)
-bench-featurize: $(CHEMPROP_STAMP)
+# featurizer speed vs RDKit, PyG and chemprop (in-process, so it runs in the chemprop environment),
+# then whole processes: a PyG script vs `molgraph featurize` on HIV
+bench-featurize: $(STAMP) $(CHEMPROP_STAMP)
 	$(CHEMPROP_VENV)/bin/python benchmarks/featurize.py
+	$(PY) benchmarks/featurize.py --whole-process --repeats 5
 
 # accuracy vs the issue's anchors and chemprop v2 on the same splits and seeds (about an hour on 2 cores)
 bench-property: $(STAMP) $(CHEMPROP_STAMP)
