@@ -13,7 +13,7 @@ CHEMPROP_VENV := .venv-chemprop
 CHEMPROP_STAMP := $(CHEMPROP_VENV)/.installed
 BENCH_JOBS ?= 2
 
-.PHONY: install demo test bench bench-featurize bench-property bench-conformers bench-ngram bench-graphnorm clean
+.PHONY: install demo test test-slow bench bench-featurize bench-property bench-conformers bench-ngram bench-graphnorm clean
 
 $(STAMP): pyproject.toml
 	$(PYTHON) -m venv $(VENV)
@@ -29,6 +29,11 @@ demo: $(STAMP)
 
 test: $(STAMP)
 	$(PY) -m pytest $(PYTEST_ARGS) -m "not slow"
+
+# the heavy tests (full HIV loads, the OGB scaffold split check, ...): run before resolving an issue
+# that touches them
+test-slow: $(STAMP)
+	$(PY) -m pytest $(PYTEST_ARGS) -m slow
 
 $(CHEMPROP_STAMP): pyproject.toml
 	$(PYTHON) -m venv $(CHEMPROP_VENV)
