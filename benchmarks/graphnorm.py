@@ -171,8 +171,8 @@ def _fold_job(args: tuple) -> dict[str, Any]:
 
     torch.set_num_threads(1)
     from molgraph.data.tu import load_tu
-    from molgraph.models.graph_classifier import GraphClassifier
-    from molgraph.train.graph_classification import fit_graph_classifier
+    from molgraph.methods.graph_classification.model import GraphClassifier
+    from molgraph.methods.graph_classification.task import fit_graph_classifier
 
     ds = load_tu(name, root=root)
     model = GraphClassifier(**_model_kwargs(ds, norm, bool(opts.get("train_eps", False)),
@@ -376,7 +376,7 @@ def run_speed(args: argparse.Namespace) -> dict[str, Any]:
     torch.set_num_threads(args.speed_threads)
     from molgraph.data.loader import GraphBatcher, graph_loader
     from molgraph.data.tu import load_tu
-    from molgraph.models.graph_classifier import GraphClassifier
+    from molgraph.methods.graph_classification.model import GraphClassifier
     from molgraph.nn.norm import GraphNorm, NodeNorm
 
     out: dict[str, Any] = {}

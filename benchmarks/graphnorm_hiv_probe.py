@@ -81,9 +81,9 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, str]) -> dict[str, Any
 
     from molgraph.data.loader import GraphBatcher, graph_loader
     from molgraph.data.splits import make_split
-    from molgraph.models.property_model import PropertyModel
+    from molgraph.methods.property.model import PropertyModel
     from molgraph.train.config import TrainConfig
-    from molgraph.train.prepare import prepare_data
+    from molgraph.methods.property.prepare import prepare_data
     from molgraph.train.runner import model_config_for
 
     cfg = TrainConfig(dataset="hiv", data_root=data_root, featurizer="ogb", split="scaffold", model="gcn",

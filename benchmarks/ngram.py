@@ -1,6 +1,6 @@
 """N-gram graph benchmark: the paper's protocol, baselines in the same run, and embedding speed.
 
-Evaluations (``molgraph.models.ngram_eval``):
+Evaluations (``molgraph.methods.ngram.evaluate``):
 
 * ``cv``: 5-fold CV, seed 123 (``KFold`` for regression, ``StratifiedKFold`` per task for
   classification), molecules over 55 atoms dropped (100 for ClinTox and HIV) and reported,
@@ -49,9 +49,9 @@ from molgraph.data.registry import dataset_path, get_card  # noqa: E402
 from molgraph.data.sources import atomic_output  # noqa: E402
 from molgraph.data.splits import make_split  # noqa: E402
 from molgraph.data.table import read_molecule_table  # noqa: E402
-from molgraph.models.ngram import NGramGraphConfig  # noqa: E402
-from molgraph.models.ngram_eval import cross_validate, evaluate_split, prepare_molecules  # noqa: E402
-from molgraph.models.tree_predictors import xgboost_available  # noqa: E402
+from molgraph.methods.ngram.embedding import NGramGraphConfig  # noqa: E402
+from molgraph.methods.ngram.evaluate import cross_validate, evaluate_split, prepare_molecules  # noqa: E402
+from molgraph.methods.ngram.predictors import xgboost_available  # noqa: E402
 
 RESULTS = ROOT / "benchmarks" / "results" / "ngram.json"
 
@@ -203,7 +203,7 @@ def scaffold_runs(data: Any, task_type: str, rep: str, pred: str, names: list[st
 def run_speed(args: argparse.Namespace, payload: dict[str, Any], out: Path) -> None:
     """Embed every HIV molecule; W fitted beforehand on 2000 HIV molecules (not timed)."""
     from molgraph.featurizers import MolGraphFeaturizer, iter_featurize
-    from molgraph.models.ngram import NGramGraph, ngram_graph_featurizer
+    from molgraph.methods.ngram.embedding import NGramGraph, ngram_graph_featurizer
 
     card = get_card("hiv")
     smiles = read_molecule_table(dataset_path("hiv"), card.smiles_column).smiles

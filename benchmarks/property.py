@@ -96,8 +96,8 @@ def run_molgraph(name: str, dataset: str, split: str, seed: int, epochs: int, mo
 def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str) -> str | None:
     """The molgraph run's scaled molecule features for every CSV row (zeros for unreadable rows)."""
     from molgraph.train.checkpoint import load_model_file
-    from molgraph.train.learned_features import learned_from_state
-    from molgraph.train.prepare import molecule_features, scale_extra
+    from molgraph.methods.ngram.features import learned_from_state
+    from molgraph.methods.property.prepare import molecule_features, scale_extra
     from molgraph.train.scaling import StandardScaler
 
     mf = load_model_file(run_dir / "model.pt").get("molecule_features")

@@ -12,9 +12,9 @@ import torch
 from rdkit import Chem
 
 from molgraph.chem import MoleculeError
-from molgraph.models.ngram import NGramGraph, NGramGraphConfig, segment_targets
-from molgraph.models.ngram_eval import cross_validate, prepare_molecules
-from molgraph.nn.ngram import CBoWVertexEmbedding, ngram_walk_sums
+from molgraph.methods.ngram.embedding import NGramGraph, NGramGraphConfig, segment_targets
+from molgraph.methods.ngram.evaluate import cross_validate, prepare_molecules
+from molgraph.methods.ngram.walks import CBoWVertexEmbedding, ngram_walk_sums
 
 MOLS = ["CCO", "c1ccccc1O", "CC(=O)Nc1ccc(O)cc1", "C1CC1C(F)(F)F", "OC(=O)CCl", "[Na+].[Cl-]", "C", "CC[N+](C)(C)C",
         "O=S(=O)(N)c1ccc(Br)cc1", "C#CC(O)c1ccncc1I"]

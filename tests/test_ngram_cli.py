@@ -9,8 +9,8 @@ import numpy as np
 import pytest
 
 from molgraph.cli.main import main
-from molgraph.models.ngram import NGramGraph
-from molgraph.models.tree_predictors import fit_predict_tasks, make_predictor, resolve_predictor, xgboost_available
+from molgraph.methods.ngram.embedding import NGramGraph
+from molgraph.methods.ngram.predictors import fit_predict_tasks, make_predictor, resolve_predictor, xgboost_available
 
 FAST = ["--dim", "4", "--n-grams", "3", "--epochs", "1"]
 

@@ -13,7 +13,7 @@ from molgraph.data.registry import dataset_path, get_card
 from molgraph.data.table import read_molecule_table
 from molgraph.featurizers import AtomFeaturizer
 from molgraph.featurizers.hbond import hbond_flags, is_hbond_acceptor
-from molgraph.models.ngram import ngram_graph_featurizer
+from molgraph.methods.ngram.embedding import ngram_graph_featurizer
 
 
 def _factory_flags(mol: Chem.Mol) -> tuple[np.ndarray, np.ndarray]:

@@ -11,11 +11,11 @@ import pytest
 
 from molgraph.cli.main import main
 from molgraph.data.registry import dataset_path
-from molgraph.models.ngram import NGramGraph, NGramGraphConfig
+from molgraph.methods.ngram.embedding import NGramGraph, NGramGraphConfig
 from molgraph.train.checkpoint import load_model_file
 from molgraph.train.config import TrainConfig
-from molgraph.train.learned_features import NGRAM_MAX_STEPS
-from molgraph.train.predict import Predictor
+from molgraph.methods.ngram.features import NGRAM_MAX_STEPS
+from molgraph.methods.property.predict import Predictor
 from molgraph.train.runner import run_training
 
 SMALL = dict(hidden_dim=32, ffn_hidden_dim=32, accelerator="cpu", progress=False, epochs=2)

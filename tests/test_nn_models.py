@@ -14,7 +14,7 @@ from torch import nn
 from torch_geometric.data import Batch
 
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.models import (
+from molgraph.methods.property.model import (
     MODEL_PRESETS,
     PropertyModel,
     build_model,

@@ -10,7 +10,7 @@ from torch_geometric.data import Batch
 from torch_geometric.nn import GraphNorm as PyGGraphNorm
 
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.models import build_model
+from molgraph.methods.property.model import build_model
 from molgraph.nn import NORMS, GCNEncoder, GINEEncoder, GraphNorm, make_norm
 from molgraph.nn.norm import _Scratch
 

@@ -20,11 +20,11 @@ from molgraph.cli.main import main
 from molgraph.data.loader import GraphBatcher
 from molgraph.data.registry import dataset_path
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.models import build_model
+from molgraph.methods.property.model import build_model
 from molgraph.train.checkpoint import CheckpointError, load_model_file
 from molgraph.train.config import TrainConfig
 from molgraph.train.datamodule import GraphDataModule
-from molgraph.train.predict import Predictor
+from molgraph.methods.property.predict import Predictor
 from molgraph.train.runner import run_training
 from molgraph.train.scaling import StandardScaler
 from molgraph.train.task import PropertyTask

@@ -9,8 +9,8 @@ import torch
 from molgraph.data import registry
 from molgraph.data.splits import stratified_kfold
 from molgraph.data.tu import TU_NAMES, load_tu
-from molgraph.models.graph_classifier import GraphClassifier
-from molgraph.train.graph_classification import fit_graph_classifier
+from molgraph.methods.graph_classification.model import GraphClassifier
+from molgraph.methods.graph_classification.task import fit_graph_classifier
 
 
 @pytest.fixture(autouse=True)

@@ -74,7 +74,7 @@ def _train_and_predict(args: argparse.Namespace) -> None:
     import logging
 
     from molgraph.train.config import TrainConfig, load_config_file, resolve_config
-    from molgraph.train.predict import Predictor
+    from molgraph.methods.property.predict import Predictor
     from molgraph.train.runner import run_training
 
     for name in ("lightning", "lightning.pytorch", "lightning.fabric"):

@@ -23,7 +23,7 @@ _COMMAND_MODULES = (
     "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
     "molgraph.cli.conformers_cmd",
-    "molgraph.cli.ngram_cmd",
+    "molgraph.methods.ngram.cli",
 )
 
 

@@ -35,7 +35,7 @@ def load_inputs(args: argparse.Namespace):
     import pandas as pd
 
     from molgraph.data.table import _read_options
-    from molgraph.train.predict import Predictor
+    from molgraph.methods.property.predict import Predictor
 
     predictor = Predictor.load(args.model)
     trained_col = predictor.payload.get("config", {}).get("smiles_column")

@@ -10,7 +10,7 @@
 * :class:`FFN`: feed-forward prediction head.
 
 Layers take plain tensors (``x``, ``edge_index``, ``edge_attr``, ``batch``) so they can be used
-outside :mod:`molgraph.models`.
+outside :mod:`molgraph.methods`.
 """
 
 from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges

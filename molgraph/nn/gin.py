@@ -9,7 +9,7 @@ normalization placement of Cai et al., "GraphNorm", ICML 2021 (their TU experime
     h'  = h' + h  for every layer after the first       (residual)
 
 The graph embedding is the sum (or mean) over the nodes of the last layer only; a linear layer
-with dropout maps it to class logits (:class:`molgraph.models.GraphClassifier`).
+with dropout maps it to class logits (:class:`molgraph.methods.graph_classification.GraphClassifier`).
 """
 
 from __future__ import annotations

@@ -26,7 +26,7 @@ import numpy as np
 import tomli_w
 
 from molgraph.data.sources import atomic_output
-from molgraph.train.learned_features import check_learned_name, is_learned
+from molgraph.methods.ngram.features import check_learned_name, is_learned
 
 if sys.version_info >= (3, 11):
     import tomllib
@@ -51,7 +51,7 @@ def setting_choices() -> dict[str, tuple[str, ...]]:
     """
     from molgraph.data.splits import SPLIT_METHODS
     from molgraph.featurizers import AtomFeaturizer, BondFeaturizer
-    from molgraph.models import MODEL_PRESETS
+    from molgraph.methods.property.model import MODEL_PRESETS
     from molgraph.nn import NORMS, PROPAGATIONS, READOUTS
     from molgraph.train.metrics import METRICS, TASK_TYPES
     from molgraph.train.optim import OPTIMIZERS, SCHEDULES

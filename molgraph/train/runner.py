@@ -37,14 +37,14 @@ from molgraph.data.loader import GraphBatcher
 from molgraph.data.sources import atomic_output
 from molgraph.data.splits import Split
 from molgraph.featurizers.batch import default_progress
-from molgraph.models import MODEL_PRESETS, PropertyModel
+from molgraph.methods.property.model import MODEL_PRESETS, PropertyModel
 from molgraph.train.checkpoint import library_versions, safe_torch_load, save_model_file
 from molgraph.train.config import TrainConfig, save_config
 from molgraph.train.datamodule import GraphDataModule
 from molgraph.train.metrics import compute_metrics, default_metrics, higher_is_better
-from molgraph.train.predict import predict_values
-from molgraph.train.learned_features import learned_state
-from molgraph.train.prepare import PreparedData, add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions, split_to_rows
+from molgraph.methods.property.predict import predict_values
+from molgraph.methods.ngram.features import learned_state
+from molgraph.methods.property.prepare import PreparedData, add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions, split_to_rows
 from molgraph.train.scaling import StandardScaler
 from molgraph.train.task import PropertyTask
 

@@ -15,7 +15,7 @@ from molgraph.featurizers.batch import Reject
 from molgraph.featurizers.fingerprints import MorganFingerprint, RDKitDescriptors
 from molgraph.featurizers.graph import MolGraphFeaturizer
 from molgraph.train.config import TrainConfig
-from molgraph.train.learned_features import fit_learned_featurizers, is_learned
+from molgraph.methods.ngram.features import fit_learned_featurizers, is_learned
 from molgraph.train.scaling import StandardScaler
 
 __all__ = ["PreparedData", "prepare_data", "add_learned_features", "molecule_features", "split_positions", "split_to_rows", "split_from_rows"]
@@ -62,7 +62,7 @@ def molecule_features(
     """Molecule-level features by featurizer name, ``(N, D)`` float64 (NaN where undefined).
 
     ``learned`` maps each ``ngram[:PATH]`` name to its fitted estimator
-    (:func:`molgraph.train.learned_features.fit_learned_featurizers`); a molecule it cannot embed
+    (:func:`molgraph.methods.ngram.features.fit_learned_featurizers`); a molecule it cannot embed
     gets a NaN row, as an undefined descriptor does.
     """
     blocks, cols = [], []

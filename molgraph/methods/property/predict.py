@@ -17,10 +17,10 @@ from molgraph.data.collated import CollatedGraphs
 from molgraph.data.loader import GraphBatcher, graph_loader
 from molgraph.featurizers.batch import Reject, iter_featurize
 from molgraph.featurizers.graph import MolGraphFeaturizer
-from molgraph.models import PropertyModel
+from molgraph.methods.property.model import PropertyModel
 from molgraph.train.checkpoint import CheckpointError, load_model_file
-from molgraph.train.learned_features import learned_from_state
-from molgraph.train.prepare import molecule_features, scale_extra
+from molgraph.methods.ngram.features import learned_from_state
+from molgraph.methods.property.prepare import molecule_features, scale_extra
 from molgraph.train.scaling import StandardScaler
 
 __all__ = ["predict_values", "enable_mc_dropout", "Predictor", "MODEL_CLASSES"]

@@ -23,8 +23,8 @@ import numpy as np
 
 from molgraph.data.splits import Split, kfold, stratified_kfold
 from molgraph.featurizers.fingerprints import MorganFingerprint
-from molgraph.models.ngram import NGramGraph, NGramGraphConfig
-from molgraph.models.tree_predictors import fit_predict_tasks, resolve_predictor
+from molgraph.methods.ngram.embedding import NGramGraph, NGramGraphConfig
+from molgraph.methods.ngram.predictors import fit_predict_tasks, resolve_predictor
 
 __all__ = ["REPRESENTATIONS", "classification_metrics", "cross_validate", "evaluate_split",
            "prepare_molecules", "regression_metrics"]

@@ -6,10 +6,10 @@ Flow, for ``NGramGraph().fit(train_smiles).transform(smiles)``:
    bonds as ``edge_index`` (:meth:`NGramGraph.featurize`; bad molecules and molecules over
    ``max_atoms`` become rejects naming the row and the reason);
 2. fit (:meth:`NGramGraph.fit_graphs`): learn ``W`` (``(39, r)``) with the CBoW model of
-   :class:`molgraph.nn.ngram.CBoWVertexEmbedding` on the *training* molecules' atoms only, or
+   :class:`molgraph.methods.ngram.walks.CBoWVertexEmbedding` on the *training* molecules' atoms only, or
    keep the untrained random ``W`` (``vertex_embedding="random"``, the ablation);
 3. transform (:meth:`NGramGraph.transform_graphs`): ``F = X W``, walk sums
-   :func:`molgraph.nn.ngram.ngram_walk_sums`, output ``concat(f_1..f_T)``, ``(N, T * r)``.
+   :func:`molgraph.methods.ngram.walks.ngram_walk_sums`, output ``concat(f_1..f_T)``, ``(N, T * r)``.
 
 The fitted estimator saves to one ``.npz`` (``W`` plus a JSON config string) that loads with
 ``allow_pickle=False``. Calling it on molecules (``ngram(smiles)``) is the same protocol as
@@ -40,7 +40,7 @@ from molgraph.featurizers.batch import Reject, iter_featurize
 from molgraph.featurizers.bond import BondFeaturizer
 from molgraph.featurizers.categorical import onehot_layout
 from molgraph.featurizers.graph import MolGraphFeaturizer
-from molgraph.nn.ngram import CBoWVertexEmbedding, neighbour_sum, ngram_walk_sums
+from molgraph.methods.ngram.walks import CBoWVertexEmbedding, neighbour_sum, ngram_walk_sums
 
 __all__ = ["NGramEmbedding", "NGramGraph", "NGramGraphConfig", "ngram_graph_featurizer", "segment_targets"]
 

@@ -2,7 +2,7 @@
 
 Names in ``molecule_featurizers``:
 
-* ``ngram``: an :class:`~molgraph.models.ngram.NGramGraph` (default settings, ``seed`` = the run's
+* ``ngram``: an :class:`~molgraph.methods.ngram.embedding.NGramGraph` (default settings, ``seed`` = the run's
   model seed, CBoW capped at :data:`NGRAM_MAX_STEPS` optimizer steps) whose ``W`` is fitted on the
   run's **training** molecules only, after the split, so validation and test molecules never
   shape the features. The cap is the reference's 100 epochs for a training set of about 15,000
@@ -56,7 +56,7 @@ def fit_learned_featurizers(
         train: ``(N_train,)`` positions of the training molecules; only these are fitted on.
         seed: the estimator's seed for ``ngram`` (its CBoW initialisation and batch order).
     """
-    from molgraph.models.ngram import NGramGraph, NGramGraphConfig
+    from molgraph.methods.ngram.embedding import NGramGraph, NGramGraphConfig
 
     fitted: dict[str, Any] = {}
     for name in names:
@@ -81,7 +81,7 @@ def learned_state(est: Any) -> dict[str, Any]:
 
 def learned_from_state(state: Mapping[str, Any]) -> Any:
     """Inverse of :func:`learned_state`."""
-    from molgraph.models.ngram import NGramGraph
+    from molgraph.methods.ngram.embedding import NGramGraph
 
     est = NGramGraph.from_config(dict(state["estimator"]))
     W = state["W"].detach().cpu().numpy().astype(np.float32)

@@ -148,7 +148,7 @@ def fit_graph_classifier(
     """Train ``model`` on ``train_idx`` for ``epochs`` epochs and record the learning curves.
 
     Args:
-        model: ``batch -> (B, C)`` logits (e.g. :class:`molgraph.models.GraphClassifier`).
+        model: ``batch -> (B, C)`` logits (e.g. :class:`molgraph.methods.graph_classification.GraphClassifier`).
         graphs: all graphs (:meth:`molgraph.data.tu.TUGraphs.to_collated`).
         labels: ``(N,)`` class index per graph.
         train_idx: positions trained on; shuffled per epoch with ``data_seed``.

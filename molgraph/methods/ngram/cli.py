@@ -125,7 +125,7 @@ def _write_rejects(path: Path, rejects: list) -> None:
 
 
 def _config(args: argparse.Namespace, default_seed: int, max_atoms: int | None):
-    from molgraph.models.ngram import NGramGraphConfig
+    from molgraph.methods.ngram.embedding import NGramGraphConfig
 
     return NGramGraphConfig(
         dim=args.dim, n_grams=args.n_grams, vertex_embedding=args.vertex_embedding, epochs=args.epochs,
@@ -145,7 +145,7 @@ def run_embed(args: argparse.Namespace) -> int:
 
     from molgraph.chem import MoleculeError
     from molgraph.data.sources import atomic_output
-    from molgraph.models.ngram import NGramGraph
+    from molgraph.methods.ngram.embedding import NGramGraph
 
     try:
         config = _config(args, 0, args.max_atoms)
@@ -224,7 +224,7 @@ def run_evaluate(args: argparse.Namespace) -> int:
 
     from molgraph.data.sources import atomic_output
     from molgraph.data.splits import Split, load_split_file, make_split
-    from molgraph.models.ngram_eval import cross_validate, evaluate_split, prepare_molecules
+    from molgraph.methods.ngram.evaluate import cross_validate, evaluate_split, prepare_molecules
 
     try:
         smiles, y, names, task_type, label = _load_data(args)

@@ -1,0 +1,6 @@
+"""Methods: one subpackage per method, each registered in :data:`molgraph.registry.METHODS`.
+
+This module is the registry's home: importing it registers the built-in methods. A method's
+registration is light (its config dataclasses and a method object); the method's network,
+Lightning task and data code are imported when it is used.
+"""
