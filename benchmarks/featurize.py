@@ -38,8 +38,12 @@ the wall clock of the parent and the child's user+system CPU seconds from ``os.w
 
 Every repeat runs every contender once, in an order rotated by one each repeat; a ratio is taken
 within each repeat (paired) and the median over repeats is reported, with the load average
-before every run. The result goes under the ``whole_process`` key of the results JSON (the
-in-process results there are kept, and an in-process run keeps the ``whole_process`` entry).
+before every run.
+
+Results (``--output``, default ``benchmarks/results/featurize.json``) are merged by part, each
+molecule set under ``datasets/<name>`` and the whole-process run under ``whole_process``: a run
+replaces the parts it ran and keeps the others, and each part's record (command, date, machine,
+library versions, settings) is under ``parts`` (``benchmarks/_harness.py``).
 
 Usage::
 
@@ -53,17 +57,17 @@ Usage::
 from __future__ import annotations
 
 import argparse
-import datetime as _dt
 import gc
-import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
 from typing import Any, Callable, Sequence
 
-REPO_ROOT = Path(__file__).resolve().parent.parent
+sys.path.insert(0, str(Path(__file__).resolve().parent))
+import _harness as harness  # noqa: E402  (stdlib-only at import: the PyG worker below imports this file)
+
+REPO_ROOT = harness.REPO_ROOT
 DEFAULT_OUTPUT = REPO_ROOT / "benchmarks" / "results" / "featurize.json"
 DATASETS = ("nci", "hiv")
 WARMUP = 200
@@ -209,72 +213,8 @@ def build_contenders() -> tuple[list[Contender], list[str]]:
     return contenders, notes
 
 
-# -- environment --------------------------------------------------------------------------------------
-def _cpu_model() -> str | None:
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.lower().startswith("model name"):
-                    return line.split(":", 1)[1].strip()
-    except OSError:
-        pass
-    return platform.processor() or None
-
-
-def _total_ram_bytes() -> int | None:
-    try:
-        with open("/proc/meminfo", encoding="utf-8") as fh:
-            for line in fh:
-                if line.startswith("MemTotal:"):
-                    return int(line.split()[1]) * 1024
-    except (OSError, ValueError, IndexError):
-        pass
-    try:
-        return os.sysconf("SC_PAGE_SIZE") * os.sysconf("SC_PHYS_PAGES")
-    except (ValueError, OSError, AttributeError):
-        return None
-
-
-def machine_info() -> dict[str, Any]:
-    try:
-        affinity = len(os.sched_getaffinity(0))
-    except AttributeError:
-        affinity = None
-    try:
-        load = list(os.getloadavg())
-    except OSError:
-        load = None
-    return {
-        "platform": platform.platform(),
-        "machine": platform.machine(),
-        "python": sys.version.split()[0],
-        "python_implementation": platform.python_implementation(),
-        "cpu_model": _cpu_model(),
-        "cpu_count": os.cpu_count(),
-        "sched_affinity_count": affinity,
-        "total_ram_bytes": _total_ram_bytes(),
-        "loadavg_at_start": load,
-    }
-
-
-def library_versions() -> dict[str, str | None]:
-    from importlib import metadata
-
-    versions: dict[str, str | None] = {}
-    for dist in ("rdkit", "torch", "torch_geometric", "numpy", "chemprop", "molgraph"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    if versions["rdkit"] is None:
-        import rdkit
-
-        versions["rdkit"] = getattr(rdkit, "__version__", None)
-    if versions["molgraph"] is None:
-        import molgraph
-
-        versions["molgraph"] = getattr(molgraph, "__version__", None)
-    return versions
+# distributions whose versions the results record
+VERSIONED = ("rdkit", "torch", "torch_geometric", "numpy", "chemprop", "molgraph")
 
 
 # -- benchmark ----------------------------------------------------------------------------------------
@@ -355,15 +295,6 @@ def format_table(name: str, result: dict[str, Any], descriptions: dict[str, str]
             status = "met" if info["met"] else "NOT met"
             lines.append(f"  {label:<30} {info['value']:7.2f} {'>=' + format(info['goal'], 'g'):>7}  {status}")
     return "\n".join(lines)
-
-
-def write_json(path: Path, payload: dict[str, Any]) -> None:
-    """Write atomically (molgraph's own atomic writer: temp file, fsync, rename)."""
-    from molgraph.data.sources import atomic_output
-
-    with atomic_output(path, "w", encoding="utf-8") as fh:
-        json.dump(payload, fh, indent=2)
-        fh.write("\n")
 
 
 # -- whole processes ----------------------------------------------------------------------------------
@@ -551,14 +482,6 @@ def format_whole(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
-def _read_existing(path: Path) -> dict[str, Any]:
-    try:
-        with open(path, encoding="utf-8") as fh:
-            return json.load(fh)
-    except (OSError, ValueError):
-        return {}
-
-
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SMILES -> graph featurization speed benchmark.")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per contender; the best is kept (default 3)")
@@ -582,26 +505,24 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     return args
 
 
+# file-level keys of featurize.json before per-part records (one in-process run described them all)
+LEGACY_KEYS = ("date", "command", "machine", "versions", "settings", "contenders", "notes", "skipped_datasets")
+
+
 def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.pyg_worker:
         return pyg_worker(*args.pyg_worker)
-    command = " ".join([Path(sys.argv[0]).name, *(argv if argv is not None else sys.argv[1:])])
     if args.whole_process:
-        machine = machine_info()
+        run = harness.start_run(argv, script=__file__, distributions=VERSIONED, output=args.output)
         result = whole_process(args)
         print(format_whole(result))
-        try:
-            machine["loadavg_at_end"] = list(os.getloadavg())
-        except OSError:
-            machine["loadavg_at_end"] = None
-        result = {"date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"), "command": command,
-                  "machine": machine, "versions": library_versions(), **result}
-        payload = _read_existing(args.output)
-        payload.setdefault("benchmark", "featurize")
-        payload["whole_process"] = result
-        write_json(args.output, payload)
-        print(f"\nwrote {args.output} (key whole_process)")
+        settings = {"repeats": args.repeats, "warmup_rounds": args.warmup, "limit": args.limit,
+                    "n_jobs": args.n_jobs, "formats": args.formats,
+                    "statistic": "median over repeats of paired wall-time ratios"}
+        harness.update_results(args.output, [harness.Part("whole_process", result, settings)], run,
+                               benchmark="featurize", legacy_keys=LEGACY_KEYS)
+        print(f"\nwrote {args.output} (part whole_process)")
         return 0
 
     import torch
@@ -610,18 +531,20 @@ def main(argv: Sequence[str] | None = None) -> int:
     RDLogger.DisableLog("rdApp.*")  # for every contender (forked workers inherit it)
     torch.set_num_threads(1)  # single-core contenders stay on one core
 
-    machine = machine_info()
+    run = harness.start_run(argv, script=__file__, distributions=VERSIONED, output=args.output)
     contenders, notes = build_contenders()
     for note in notes:
         print(f"note: {note}")
     descriptions = {c.name: c.description for c in contenders}
+    settings = {"repeats": args.repeats, "limit": args.limit, "warmup_molecules": WARMUP,
+                "statistic": "best (max) rate over repeats", "torch_num_threads": 1,
+                "contenders": descriptions, "notes": notes}
 
     results: dict[str, Any] = {}
-    skipped: dict[str, str] = {}
     for name in args.datasets:
         smiles = load_nci() if name == "nci" else load_hiv(args.data_root)
         if smiles is None:
-            skipped[name] = f"{hiv_path(args.data_root)} not found"
+            print(f"note: {name} skipped ({hiv_path(args.data_root)} not found); its earlier entry, if any, is kept")
             continue
         if args.limit is not None:
             smiles = smiles[: args.limit]
@@ -629,28 +552,9 @@ def main(argv: Sequence[str] | None = None) -> int:
 
     tables = [format_table(name, res, descriptions) for name, res in results.items()]
     print("\n".join(tables))
-
-    try:
-        machine["loadavg_at_end"] = list(os.getloadavg())
-    except OSError:
-        machine["loadavg_at_end"] = None
-    payload = {
-        "benchmark": "featurize",
-        "date": _dt.datetime.now(_dt.timezone.utc).isoformat(timespec="seconds"),
-        "command": command,
-        "machine": machine,
-        "versions": library_versions(),
-        "settings": {"repeats": args.repeats, "limit": args.limit, "warmup_molecules": WARMUP,
-                     "statistic": "best (max) rate over repeats", "torch_num_threads": 1},
-        "contenders": descriptions,
-        "notes": notes,
-        "skipped_datasets": skipped,
-        "datasets": results,
-    }
-    previous = _read_existing(args.output)
-    if "whole_process" in previous:  # the whole-process entry is written by its own mode; keep it
-        payload["whole_process"] = previous["whole_process"]
-    write_json(args.output, payload)
+    # each molecule set is a part of its own: a run of one set keeps the other's entry and the whole-process one
+    parts = [harness.Part(("datasets", name), res, settings) for name, res in results.items()]
+    harness.update_results(args.output, parts, run, benchmark="featurize", legacy_keys=LEGACY_KEYS)
     print(f"\nwrote {args.output}")
     return 0
 
