@@ -22,33 +22,38 @@ generation seed (mapped per molecule to RDKit's seed by :mod:`molgraph.conformer
 The run checks itself and stops with an error when any molecule's conformers contain copies
 (fewer distinct conformers than generated), when a molecule has fewer conformers than requested
 without a note from the generator saying why, or when best-of-k equals the first conformer on a
-whole QM9 set (the symptom of the seed bug this benchmark once had).
+whole QM9 set (conformers that are not independent draws).
 MMFF is MMFF94 with ``maxIters`` = ``--mmff-max-iters`` (recorded) on the same embeddings.
 
-Results merge into ``benchmarks/results/conformers.json`` (each part replaces its own entry).
-Run: ``.venv/bin/python benchmarks/conformers.py --parts speed qm9 geom rmd17``.
+Results merge into ``benchmarks/results/conformers.json`` (``--output``): each part replaces its
+own entry, the others are kept, and each part's record (command, date, machine, versions, the
+options it read) is under ``parts`` (``benchmarks/_harness.py``). Each part is written as soon
+as it finishes.
+Run: ``.venv/bin/python benchmarks/conformers.py --parts speed qm9 geom rmd17``; a quick check:
+``--parts speed qm9 rmd17 --speed-mols 5 --repeats 1 --limit 10 --qm9-k 10 --rmd17-frames 5
+--output /tmp/conformers.json``.
 """
 
 from __future__ import annotations
 
 import argparse
 import csv
-import json
 import math
 import os
-import platform
 import statistics
 import sys
 import time
 from pathlib import Path
 
 import numpy as np
-import rdkit
 from rdkit import Chem, rdBase
 from rdkit.Chem import rdDistGeom
 
 REPO = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(REPO))
+sys.path.insert(0, str(REPO / "benchmarks"))
+
+import _harness as harness  # noqa: E402
 
 from molgraph.conformers import (  # noqa: E402
     CoverageProtocol,
@@ -63,18 +68,12 @@ from molgraph.conformers import (  # noqa: E402
 from molgraph.conformers.coverage import coverage_metrics  # noqa: E402
 from molgraph.conformers.generate import ConformerResult, _optimize  # noqa: E402
 from molgraph.conformers.seeds import duplicate_conformers, molecule_key, rdkit_seed  # noqa: E402
-from molgraph.data.sources import atomic_write_bytes  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "conformers.json"
 
 
 def _data_root() -> Path:
     return Path(os.environ.get("MOLGRAPH_DATA") or REPO.parent / "shared" / "data")
-
-
-def _machine() -> dict:
-    return {"platform": platform.platform(), "python": platform.python_version(), "rdkit": rdkit.__version__,
-            "cpu_count": os.cpu_count(), "numpy": np.__version__}
 
 
 class BenchmarkCheckError(RuntimeError):
@@ -196,7 +195,8 @@ def _qm9_summary(rows: list[dict], ks: tuple[int, ...], threshold: float) -> dic
         hits = int((vals <= threshold).sum())
         out[k] = {
             f"frac_within_{threshold}A": hits / len(rows),  # failures count as misses
-            f"frac_within_{threshold}A_evaluated_only": hits / len(ok) if ok else math.nan,  # the old way
+            # over the molecules that embedded only: comparable with tables that drop failures
+            f"frac_within_{threshold}A_evaluated_only": hits / len(ok) if ok else math.nan,
             "min_rmsd_median": float(np.median(vals)), "min_rmsd_mean": float(vals.mean()),
             "min_rmsd_quantiles_10_25_50_75_90": [float(q) for q in np.quantile(vals, [0.1, 0.25, 0.5, 0.75, 0.9])],
         }
@@ -364,6 +364,13 @@ def part_rmd17(args) -> dict:
 
 
 PARTS = {"speed": part_speed, "qm9": part_qm9, "geom": part_geom, "rmd17": part_rmd17}
+# the options each part reads: its settings in the results file
+PART_OPTIONS = {
+    "speed": ("speed_mols", "speed_confs", "repeats", "seed"),
+    "qm9": ("limit", "qm9_k", "n_jobs", "seed", "sample_seed", "mmff_max_iters", "timeout"),
+    "geom": ("seed", "mmff_max_iters"),
+    "rmd17": ("rmd17_frames", "seed", "sample_seed", "mmff_max_iters"),
+}
 
 
 def main(argv=None) -> int:
@@ -384,17 +391,15 @@ def main(argv=None) -> int:
     p.add_argument("--timeout", type=float, default=2.0, help="RDKit embedding timeout (s) in the QM9 part")
     p.add_argument("--output", type=Path, default=RESULTS)
     args = p.parse_args(argv)
-    results = json.loads(args.output.read_text()) if args.output.is_file() else {}
+    run = harness.start_run(argv, script=__file__, distributions=("rdkit", "numpy", "molgraph"), output=args.output)
     for name in args.parts:
         print(f"[{name}]", flush=True)
         t0 = time.perf_counter()
         entry = PARTS[name](args)
         entry["wall_s"] = time.perf_counter() - t0
-        entry["command"] = "python benchmarks/conformers.py " + " ".join(sys.argv[1:] if argv is None else argv)
-        entry["machine"] = _machine()
-        entry["date"] = time.strftime("%Y-%m-%d %H:%M:%S")
-        results[name] = entry
-        atomic_write_bytes(args.output, json.dumps(results, indent=2, default=str).encode())
+        settings = {k: getattr(args, k) for k in PART_OPTIONS[name]}
+        # written after every part, so a failure in a later part keeps the parts already measured
+        harness.update_results(args.output, [harness.Part(name, entry, settings)], run, benchmark="conformers")
     print(f"-> {args.output}")
     return 0
 
