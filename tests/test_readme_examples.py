@@ -1,10 +1,12 @@
 """The code on the project's Markdown pages runs, and every name and flag it shows exists.
 
-Pages: ``README.md``, every ``docs/**/*.md`` (there is no ``docs/`` yet) and the READMEs of
-``datasets/``, ``models/`` and ``benchmarks/``. So that a renamed or missing name fails here:
+Pages: ``README.md``, every ``docs/**/*.md`` (the method and area pages, and ``docs/experiments/``
+when present) and the READMEs of ``datasets/``, ``models/`` and ``benchmarks/``. So that a renamed
+or missing name fails here:
 
 * Every ```python block compiles, and every ``molgraph`` name it imports, or reaches by attributes
-  from such an import, resolves, whether or not the block can run here.
+  from such an import, resolves, whether or not the block can run here; a name that resolves only
+  through a "moved to" deprecation shim (``molgraph.models.X``) fails: the pages show the new paths.
 * Every ```python block then runs, statement by statement, in a temporary working directory that
   holds the files the examples read (``my.csv``, made from bundled BACE rows), with the names the
   pages leave to the reader (``smiles_list`` ...) defined and training cut to one epoch. A
@@ -16,6 +18,9 @@ Pages: ``README.md``, every ``docs/**/*.md`` (there is no ``docs/`` yet) and the
 * In shell blocks every ``molgraph COMMAND [ACTION]`` is a command of ``molgraph.cli.main``, every
   flag shown is one of its options, every flag of ``python benchmarks/X.py`` is an option of that
   script, and every ``make`` target is in the Makefile.
+* Every relative link on a page points to an existing file (and an ``#anchor`` to a heading of
+  it), every page under ``docs/`` can be reached from the README by links, and the README stays a
+  front door: under 12,500 characters.
 """
 
 from __future__ import annotations
@@ -26,6 +31,7 @@ import csv
 import importlib
 import importlib.util
 import re
+import warnings
 from dataclasses import dataclass
 from pathlib import Path
 from typing import Any
@@ -92,7 +98,20 @@ def test_the_pages_have_examples():
 # --- names ---------------------------------------------------------------------------------------
 
 def _resolve(dotted: str) -> Any:
-    """Import the longest importable module prefix of ``dotted``, then follow the rest as attributes."""
+    """Import the longest importable module prefix of ``dotted``, then follow the rest as attributes.
+
+    A name that resolves only through a deprecation shim ("molgraph.models.X moved to ...") fails.
+    """
+    with warnings.catch_warnings(record=True) as caught:
+        warnings.simplefilter("always", DeprecationWarning)
+        obj = _resolve_quietly(dotted)
+    for w in caught:
+        if issubclass(w.category, DeprecationWarning) and re.match(r"molgraph\.\S+ moved to ", str(w.message)):
+            raise AssertionError(f"{dotted}: {w.message}; write the new path")
+    return obj
+
+
+def _resolve_quietly(dotted: str) -> Any:
     parts = dotted.split(".")
     for k in range(len(parts), 0, -1):
         module_name = ".".join(parts[:k])
@@ -155,17 +174,22 @@ def test_resolve_fails_on_a_missing_name():
         _resolve("molgraph.nn.NoSuchEncoder")
     with pytest.raises(AssertionError, match="no such module"):
         _resolve("nosuchpackage_xyz.thing")
-    names = _molgraph_names(ast.parse("import molgraph\nfrom molgraph.models import GraphClassifier as G\n"
+    with pytest.raises(AssertionError, match="moved to molgraph.methods"):
+        _resolve("molgraph.models.GraphClassifier")  # the 0.1 path still imports, with a warning
+    _resolve("molgraph.methods.graph_classification.GraphClassifier")
+    names = _molgraph_names(ast.parse("import molgraph\n"
+                                      "from molgraph.methods.graph_classification import GraphClassifier as G\n"
                                       "molgraph.nn.GINEncoder\nG.config\nx = 1\nx.y\n"))
-    assert set(names) == {"molgraph", "molgraph.models.GraphClassifier", "molgraph.nn.GINEncoder",
-                          "molgraph.nn", "molgraph.models.GraphClassifier.config"}
+    assert set(names) == {"molgraph", "molgraph.methods.graph_classification.GraphClassifier",
+                          "molgraph.nn.GINEncoder", "molgraph.nn",
+                          "molgraph.methods.graph_classification.GraphClassifier.config"}
 
 
 _INLINE = re.compile(r"`([^`\n]+)`")
 _DOTTED = re.compile(r"^(molgraph(?:\.[A-Za-z_]\w*)+)")
 _FROM_IMPORT = re.compile(r"\bfrom (molgraph[\w.]*) import (\w+)")
 # a repository path in inline code; <placeholders>, globs and spaces make it a pattern, not a path
-_REPO_PATH = re.compile(r"^(?:molgraph|models|datasets|benchmarks|tests)/[\w./-]*$")
+_REPO_PATH = re.compile(r"^(?:molgraph|models|datasets|benchmarks|tests|docs)/[\w./-]*$")
 # paths that exist only in a built wheel (pyproject maps datasets/ there)
 _NOT_IN_CHECKOUT = {"molgraph/_bundled_datasets/"}
 
@@ -233,7 +257,8 @@ def _run_block(block: Block, folder: Path, monkeypatch: pytest.MonkeyPatch, *, l
     """Run a block's statements in ``folder``; returns the statements skipped, as source lines."""
     import molgraph.train
     from molgraph.data.registry import dataset_path
-    from molgraph.train.config import TrainConfig
+
+    TrainConfig = molgraph.train.TrainConfig  # wherever it lives, before the patch below replaces it
 
     def cheap_config(*args: Any, **kwargs: Any) -> TrainConfig:
         """The example's config, trained for one epoch at width 32 (hidden 300 costs ~15 s an epoch on a loaded machine)."""
@@ -423,3 +448,101 @@ def test_shell_checks_catch_wrong_commands_and_flags():
     with pytest.raises(AssertionError, match="--hiv-sedes"):
         _check_flags("bad", parser, ["--hiv-sedes", "3"])
     assert {"demo", "test", "bench-graphnorm"} <= _make_targets()
+
+
+# --- links and size ------------------------------------------------------------------------------
+
+README_MAX_CHARS = 12_500  # the README is the front door; what is longer belongs on a docs/ page
+
+_INLINE_LINK = re.compile(r"!?\[(?:[^\[\]]|\[[^\]]*\])*\]\(\s*<?([^)\s>]+)>?(?:\s+\"[^\"]*\")?\s*\)")
+_REF_LINK = re.compile(r"^\s{0,3}\[[^\]]+\]:\s*<?(\S+?)>?(?:\s+\"[^\"]*\")?\s*$", re.MULTILINE)
+_HEADING = re.compile(r"^#{1,6}\s+(.*?)\s*#*\s*$")
+
+
+def _links(page: Path) -> list[str]:
+    """Link targets in a page's prose (code blocks and inline code spans are not links)."""
+    prose = re.sub(r"`[^`\n]*`", "", _split_page(page)[1])
+    return _INLINE_LINK.findall(prose) + _REF_LINK.findall(prose)
+
+
+def _slug(heading: str) -> str:
+    """GitHub's anchor for a heading: lower case, punctuation dropped, spaces to hyphens."""
+    text = re.sub(r"\[([^\]]*)\]\([^)]*\)", r"\1", heading)  # a link keeps its text
+    text = re.sub(r"[^\w\- ]", "", text.lower())
+    return text.replace(" ", "-")
+
+
+def _anchors(page: Path) -> set[str]:
+    seen: dict[str, int] = {}
+    anchors = set()
+    for line in _split_page(page)[1].splitlines():
+        if m := _HEADING.match(line):
+            slug = _slug(m.group(1))
+            anchors.add(slug if slug not in seen else f"{slug}-{seen[slug]}")
+            seen[slug] = seen.get(slug, 0) + 1
+    return anchors
+
+
+def _is_relative(target: str) -> bool:
+    return not re.match(r"^[a-zA-Z][\w+.-]*:", target) and not target.startswith("//")
+
+
+def _check_link(page: Path, target: str) -> Path | None:
+    """Assert a relative link resolves (file, and anchor if any); returns the file it points to."""
+    path_part, _, anchor = target.partition("#")
+    dest = (page.parent / path_part).resolve() if path_part else page
+    where = f"{page.relative_to(REPO)}: link {target!r}"
+    assert dest.exists(), f"{where}: {dest} does not exist"
+    if anchor and dest.is_file() and dest.suffix == ".md":
+        assert anchor in _anchors(dest), f"{where}: no heading #{anchor} in {dest.name} (have {sorted(_anchors(dest))})"
+    return dest if dest.is_file() else None
+
+
+@pytest.mark.parametrize("page", PAGES, ids=lambda p: str(p.relative_to(REPO)))
+def test_relative_links_point_to_existing_files(page: Path):
+    for target in _links(page):
+        if _is_relative(target):
+            _check_link(page, target)
+
+
+def test_link_checks_catch_broken_links(tmp_path: Path):
+    page = REPO / "docs" / "_probe.md"  # never written: only its folder matters
+    _check_link(page, "../README.md")
+    with pytest.raises(AssertionError, match="does not exist"):
+        _check_link(page, "no_such_page.md")
+    assert _slug("Graph (non-molecule) sets: `datasets/graphs/`") == "graph-non-molecule-sets-datasetsgraphs"
+    md = tmp_path / "a.md"
+    md.write_text("# Title\n\n## 3D sets\n\n```sh\n# not a heading\n```\n\n## 3D sets\n", encoding="utf-8")
+    assert _anchors(md) == {"title", "3d-sets", "3d-sets-1"}
+    assert _links(md) == []
+    md.write_text("See [x](b.md#top), ![img](p.png), `[no](code.md)` and\n\n[ref]: c.md\n", encoding="utf-8")
+    assert _links(md) == ["b.md#top", "p.png", "c.md"]
+    assert not _is_relative("https://example.org/a.md") and _is_relative("docs/a.md")
+
+
+def test_every_docs_page_is_reachable_from_the_readme():
+    docs = REPO / "docs"
+    if not docs.is_dir():
+        pytest.skip("no docs/ folder")
+    reached, todo = set(), [REPO / "README.md"]
+    while todo:
+        page = todo.pop()
+        if page in reached:
+            continue
+        reached.add(page)
+        for target in _links(page):
+            if _is_relative(target):
+                dest = _check_link(page, target)
+                if dest is not None and dest.suffix == ".md" and docs in dest.parents:
+                    todo.append(dest)
+    unreached = sorted(str(p.relative_to(REPO)) for p in docs.rglob("*.md") if p.resolve() not in reached)
+    assert not unreached, f"docs pages no link from the README leads to: {unreached}"
+
+
+def test_readme_stays_a_front_door():
+    text = (REPO / "README.md").read_text(encoding="utf-8")
+    assert len(text) < README_MAX_CHARS, (
+        f"README.md has {len(text):,} characters (limit {README_MAX_CHARS:,}): move detail to a docs/ page")
+    # one paragraph per method or area, each linking its page
+    for page in ("property", "ngram", "graphnorm", "conformers", "featurize", "data", "trainer", "methods"):
+        assert f"](docs/{page}.md)" in text, f"README.md does not link docs/{page}.md"
