@@ -249,4 +249,5 @@ METRICS: Registry[Any] = Registry("metric", ("molgraph.train.metrics",))
 TASK_TYPES: Registry[Any] = Registry("task type", ("molgraph.train.metrics",))
 DATASETS: Registry[Any] = Registry("dataset", ("molgraph.data.registry",))
 FEATURIZERS: Registry[Any] = Registry("featurizer", ("molgraph.featurizers.graph",))
-MOLECULE_FEATURIZERS: Registry[Any] = Registry("molecule featurizer", ("molgraph.featurizers.fingerprints",))
+MOLECULE_FEATURIZERS: Registry[Any] = Registry(
+    "molecule featurizer", ("molgraph.featurizers.fingerprints", "molgraph.methods.ngram.features"))

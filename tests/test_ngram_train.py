@@ -13,7 +13,7 @@ from molgraph.cli.main import main
 from molgraph.data.registry import dataset_path
 from molgraph.methods.ngram.embedding import NGramGraph, NGramGraphConfig
 from molgraph.train.checkpoint import load_model_file
-from molgraph.train.config import TrainConfig
+from molgraph.methods.property.config import TrainConfig
 from molgraph.methods.ngram.features import NGRAM_MAX_STEPS
 from molgraph.methods.property.predict import Predictor
 from molgraph.train.runner import run_training
@@ -41,7 +41,7 @@ def _config(csv_path: Path, out: Path, featurizers: list[str]) -> TrainConfig:
 
 def test_ngram_fitted_on_training_split_only_and_kept_in_model_file(tmp_path, esol64):
     res = run_training(_config(esol64, tmp_path / "run", ["ngram"]))
-    mf = load_model_file(res.model_path)["molecule_features"]
+    mf = load_model_file(res.model_path)["property"]["molecule_features"]
     assert mf["featurizers"] == ["ngram"] and len(mf["names"]) == 600
     state = mf["learned"]["ngram"]
     smiles = pd.read_csv(esol64)["smiles"].tolist()
@@ -64,7 +64,7 @@ def test_ngram_model_file_from_cli_then_train_with_it(tmp_path, esol64):
                "--epochs", "2", "--dim", "8", "--n-grams", "3", "--save-model", str(model), "--no-progress"])
     assert rc == 0 and model.is_file()
     res = run_training(_config(esol64, tmp_path / "run", [f"ngram:{model}", "morgan"]))
-    mf = load_model_file(res.model_path)["molecule_features"]
+    mf = load_model_file(res.model_path)["property"]["molecule_features"]
     assert len(mf["names"]) == 3 * 8 + 2048 and mf["names"][0].startswith(f"ngram:{model}:")
     np.testing.assert_array_equal(mf["learned"][f"ngram:{model}"]["W"].numpy(), NGramGraph.load(model).W)
     # prediction needs only the model file: the N-gram file may go

@@ -22,12 +22,12 @@ from molgraph.data.registry import dataset_path
 from molgraph.featurizers import MolGraphFeaturizer
 from molgraph.methods.property.model import build_model
 from molgraph.train.checkpoint import CheckpointError, load_model_file
-from molgraph.train.config import TrainConfig
+from molgraph.methods.property.config import TrainConfig
 from molgraph.train.datamodule import GraphDataModule
 from molgraph.methods.property.predict import Predictor
 from molgraph.train.runner import run_training
 from molgraph.train.scaling import StandardScaler
-from molgraph.train.task import PropertyTask
+from molgraph.methods.property.task import PropertyTask
 
 REPO = Path(__file__).resolve().parents[1]
 SMALL = dict(hidden_dim=32, ffn_hidden_dim=32, accelerator="cpu", progress=False)
@@ -98,7 +98,7 @@ def test_nan_labels_are_masked(tmp_path):
     assert truth_b.isna().to_numpy().tolist() == (rows % 2 == 0).tolist()  # missing labels stay missing
     assert preds["b_pred"].notna().all()
     # the loss scaler ignored the missing cells: fitted mean equals the nanmean over training rows
-    payload = load_model_file(tmp_path / "run" / "model.pt")
+    payload = load_model_file(tmp_path / "run" / "model.pt")["property"]
     train_rows = payload["split"]["train"]
     expected = np.nanmean(t2[train_rows])
     assert payload["target_scaler"]["mean"][1] == pytest.approx(expected, rel=1e-5)
@@ -113,11 +113,13 @@ def test_model_file_alone_reproduces_test_predictions(tmp_path, tiny_csv):
     assert std is None and not rejects and len(kept) == len(preds)
     np.testing.assert_allclose(mean[:, 0], preds["logS_pred"].to_numpy(), rtol=1e-5, atol=1e-5)
     payload = load_model_file(res.model_path)
-    for key in ("model_config", "featurizer", "target_scaler", "task_type", "target_names", "split", "versions",
+    section = payload["property"]
+    for key in ("model_config", "featurizer", "target_scaler", "task_type", "target_names", "split",
                 "molecule_features"):
-        assert payload[key], key
-    assert payload["model_config"]["extra_dim"] == len(payload["molecule_features"]["names"]) > 100
-    assert payload["config"]["seed"] == 0 and payload["config"]["data_seed"] == 0
+        assert section[key], key
+    assert payload["versions"] and payload["method"] == "property"
+    assert section["model_config"]["extra_dim"] == len(section["molecule_features"]["names"]) > 100
+    assert payload["config"]["train"]["seed"] == 0 and payload["config"]["splits"]["data_seed"] == 0
 
 
 class _Interrupt(Exception):
@@ -300,10 +302,10 @@ def test_cli_gcn_with_graphnorm(tmp_path, tiny_csv):
                "--no-progress", "-o", str(run)])
     assert rc == 0
     payload = load_model_file(run / "model.pt")
-    assert payload["model_config"]["encoder"] == "gcn" and payload["model_config"]["norm"] == "graph"
-    assert payload["model_config"]["residual"] is True  # on by default with a per-graph norm
-    assert payload["model_config"]["norm_eps"] == 0.01
-    assert payload["model_config"]["gcn_propagation"] == "symmetric"  # the default layer
+    assert payload["property"]["model_config"]["encoder"] == "gcn" and payload["property"]["model_config"]["norm"] == "graph"
+    assert payload["property"]["model_config"]["residual"] is True  # on by default with a per-graph norm
+    assert payload["property"]["model_config"]["norm_eps"] == 0.01
+    assert payload["property"]["model_config"]["gcn_propagation"] == "symmetric"  # the default layer
 
 
 def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
@@ -314,8 +316,8 @@ def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
                "--epochs", "1", "--accelerator", "cpu", "--no-progress", "-o", str(run)])
     assert rc == 0
     payload = load_model_file(run / "model.pt")
-    assert payload["model_config"]["gcn_propagation"] == "mean"
-    assert payload["model_config"]["output_dropout"] == 0.5  # the reference's logit dropout, kept in the model file
+    assert payload["property"]["model_config"]["gcn_propagation"] == "mean"
+    assert payload["property"]["model_config"]["output_dropout"] == 0.5  # the reference's logit dropout, kept in the model file
     assert any(".convs.0.eps" in k for k in payload["members"][0])  # MeanBondConv's (fixed) eps buffer
     assert "mean_scale" in "".join(k for k in payload["members"][0])  # GraphNorm's alpha was trained and saved
 
@@ -324,22 +326,22 @@ def test_cli_gcn_mean_propagation(tmp_path, tiny_csv):
     ("gcn", "graph", None, True), ("gin", "instance", None, True), ("gin", "batch", None, False),
     ("gcn", None, None, False), ("gcn", "graph", False, False), ("gin", "batch", True, True)])
 def test_residual_default_follows_the_norm(model, norm, flag, expected):
-    from molgraph.train.config import TrainConfig
-    from molgraph.train.runner import residual_for
+    from molgraph.methods.property.config import TrainConfig
+    from molgraph.methods.property.method import residual_for
 
     cfg = TrainConfig(dataset="esol", model=model, norm=norm, residual=flag, output_dir="run").validate()
     assert residual_for(cfg) is expected
 
 
 def test_residual_is_refused_for_the_dmpnn():
-    from molgraph.train.config import TrainConfig
+    from molgraph.methods.property.config import TrainConfig
 
     with pytest.raises(ValueError, match="residual applies to the gin and gcn models"):
         TrainConfig(dataset="esol", model="dmpnn", residual=True, output_dir="run").validate()
 
 
 def test_norm_eps_is_checked():
-    from molgraph.train.config import TrainConfig
+    from molgraph.methods.property.config import TrainConfig
 
     with pytest.raises(ValueError, match="norm_eps applies to the gin and gcn models"):
         TrainConfig(dataset="esol", model="dmpnn", norm_eps=0.01, output_dir="run").validate()

@@ -11,7 +11,7 @@ from torch_geometric.data import Batch
 from molgraph.data.collated import CollatedGraphs
 from molgraph.data.loader import GraphBatcher
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.train.config import TrainConfig, load_config_file, resolve_config, save_config
+from molgraph.methods.property.config import TrainConfig, load_config_file, resolve_config, save_config
 from molgraph.train.datamodule import GraphDataModule
 from molgraph.train.optim import build_optimizer, lr_multiplier, register_optimizer
 

@@ -15,10 +15,10 @@ import pytest
 
 from molgraph.cli.main import main
 from molgraph.data.registry import dataset_path
-from molgraph.train.config import TrainConfig, setting_choices
+from molgraph.methods.property.config import TrainConfig, setting_choices
 from molgraph.train.optim import OPTIMIZERS, SCHEDULES, register_optimizer
 from molgraph.train.runner import check_run_dir, run_training
-from molgraph.train.task import PropertyTask
+from molgraph.methods.property.task import PropertyTask
 
 
 @pytest.fixture(scope="module")
@@ -106,7 +106,7 @@ def test_valid_names_come_from_the_registries():
         assert _valid(optimizer="lion").validate().optimizer == "lion"
         assert "lion" in setting_choices()["optimizer"]
     finally:
-        del OPTIMIZERS["lion"]
+        OPTIMIZERS.unregister("lion")
 
 
 @pytest.mark.parametrize(("kw", "message"), [

@@ -73,7 +73,7 @@ def _summary(args: argparse.Namespace) -> None:
 def _train_and_predict(args: argparse.Namespace) -> None:
     import logging
 
-    from molgraph.train.config import TrainConfig, load_config_file, resolve_config
+    from molgraph.methods.property.config import TrainConfig, load_config_file, resolve_config
     from molgraph.methods.property.predict import Predictor
     from molgraph.train.runner import run_training
 

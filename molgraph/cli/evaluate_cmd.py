@@ -33,7 +33,7 @@ def run(args: argparse.Namespace) -> int:
     import numpy as np
     import pandas as pd
 
-    from molgraph.cli.predict_cmd import load_inputs
+    from molgraph.methods.property.cli import load_inputs
     from molgraph.data.sources import atomic_output
     from molgraph.train.checkpoint import CheckpointError
     from molgraph.train.metrics import compute_metrics, default_metrics

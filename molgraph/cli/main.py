@@ -27,7 +27,7 @@ _COMMAND_MODULES = (
 )
 
 
-def build_parser(command: str | None = None) -> argparse.ArgumentParser:
+def build_parser(command: str | None = None, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
     """The parser with every sub-command, or only ``command``'s when it names one of them."""
     import importlib
 
@@ -36,9 +36,13 @@ def build_parser(command: str | None = None) -> argparse.ArgumentParser:
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
     modules = [m for m in _COMMAND_MODULES if m.rsplit(".", 1)[-1] == f"{command}_cmd"] or _COMMAND_MODULES
     for name in modules:
-        importlib.import_module(name).register(subparsers)
+        module = importlib.import_module(name)
+        if getattr(module, "WANTS_ARGV", False):  # options that depend on the command line (train --method)
+            module.register(subparsers, argv)
+        else:
+            module.register(subparsers)
     if command is not None and len(modules) == 1 and command not in subparsers.choices:
-        return build_parser()  # the module registers another name: fall back to all of them
+        return build_parser(None, argv)  # the module registers another name: fall back to all of them
     return parser
 
 
@@ -47,7 +51,7 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
-    parser = build_parser(command)
+    parser = build_parser(command, argv)
     args = parser.parse_args(argv)
     if not getattr(args, "func", None):
         parser.print_help()

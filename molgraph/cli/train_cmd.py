@@ -1,10 +1,12 @@
-"""``molgraph train``: train a property model on a CSV or a bundled dataset.
+"""``molgraph train``: train a model of any registered method and write a run folder.
 
-Settings come from (lowest to highest priority) the defaults, ``--config FILE.toml`` and the
-command line; the resolved settings are written to ``RUN_DIR/config.toml``. File keys are the
-option metavars below in lower case (``--splits-file SPLIT_FILE`` -> ``split_file``), the fields of
-``molgraph.train.TrainConfig``. ``molgraph train --resume RUN_DIR`` continues an interrupted
-run from those settings alone.
+``--method NAME`` picks the method (default ``property``: graph-level properties from SMILES with
+D-MPNN, GIN or GCN); its settings become the options below, one group per section of its
+config. Settings come from (lowest to highest priority) the defaults, ``--config FILE.toml`` and
+the command line; the resolved settings are written to ``RUN_DIR/config.toml`` (one table per
+section, and the method's name). File keys are the option names in lower case with underscores
+(``--split-file`` -> ``split_file``). ``molgraph train --resume RUN_DIR`` continues an
+interrupted run from those settings alone.
 
 Batch size is per process: with ``--devices N`` (or ``--num-nodes``), the effective batch is
 N times larger. Several GPUs: ``molgraph train ... --accelerator gpu --devices 4``; several nodes:
@@ -20,34 +22,11 @@ import json
 import logging
 import sys
 from pathlib import Path
-from typing import Iterator
+from typing import Any, Sequence
 
 from molgraph.cli.common import error_exit
 
-
-class _Names:
-    """``choices`` of an option, read from the registry that defines the names when first needed.
-
-    The lists come from :func:`molgraph.train.config.setting_choices` (one definition per name
-    list, shared with the settings check); the import is deferred because the registries pull in
-    torch, which building the parser for every other command should not. Parsing a ``train``
-    command tests membership; ``molgraph train --help`` lists the names (``%(choices)s``). Options
-    using it set ``metavar``: argparse would list the choices while building the parser otherwise.
-    """
-
-    def __init__(self, setting: str) -> None:
-        self.setting = setting
-
-    def _names(self) -> tuple[str, ...]:
-        from molgraph.train.config import setting_choices
-
-        return setting_choices()[self.setting]
-
-    def __contains__(self, value: object) -> bool:
-        return value in self._names()
-
-    def __iter__(self) -> Iterator[str]:
-        return iter(self._names())
+WANTS_ARGV = True  # molgraph.cli.main passes the command line: the options depend on --method
 
 
 def _message(exc: BaseException) -> str:
@@ -57,138 +36,114 @@ def _message(exc: BaseException) -> str:
     return "\n".join([text, *getattr(exc, "__notes__", ())])
 
 
-def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
-    S = argparse.SUPPRESS  # "not given": lets the config file supply the value
+def _option_value(argv: Sequence[str], names: tuple[str, ...]) -> str | None:
+    for i, arg in enumerate(argv):
+        for name in names:
+            if arg == name and i + 1 < len(argv):
+                return argv[i + 1]
+            if arg.startswith(name + "="):
+                return arg.split("=", 1)[1]
+    return None
+
+
+def method_name_from_argv(argv: Sequence[str] | None) -> str:
+    """The method a ``train`` command line asks for: ``--method``, else the ``method`` key of the
+    ``--resume`` folder's or the ``--config`` file's settings, else ``property``."""
+    argv = list(argv or ())
+    name = _option_value(argv, ("--method",))
+    if name:
+        return name
+    from molgraph.train.settings import load_toml
+
+    resume = _option_value(argv, ("--resume",))
+    config = _option_value(argv, ("--config", "--config-path"))
+    for path in ([Path(resume) / "config.toml"] if resume else []) + ([Path(config)] if config else []):
+        try:
+            found = load_toml(path).get("method")
+        except (FileNotFoundError, ValueError):
+            continue  # reported with its reason when the command runs
+        if isinstance(found, str):
+            return found
+    return "property"
+
+
+def register(subparsers: argparse._SubParsersAction, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
+    from molgraph.registry import METHODS
+    from molgraph.train.settings import add_arguments
+
+    name = method_name_from_argv(argv)
     p = subparsers.add_parser(
         "train",
-        help="train a property model (GIN or D-MPNN) and write a run folder",
+        help="train a model (any method; default: property models, D-MPNN/GIN/GCN) and write a run folder",
         description=__doc__,
         formatter_class=argparse.RawDescriptionHelpFormatter,
-        argument_default=S,
+        argument_default=argparse.SUPPRESS,  # "not given": lets the config file supply the value
     )
-    d = p.add_argument_group("data")
-    d.add_argument("-i", "--input", "--data-path", dest="input", help="CSV/TSV file with SMILES and targets")
-    d.add_argument("-s", "--smiles-column", "--smiles-columns", dest="smiles_column", help="SMILES column")
-    d.add_argument("--target-columns", nargs="+", help="target column(s)")
-    d.add_argument("--dataset", help="a registry dataset instead of -i (see `molgraph datasets list`)")
-    d.add_argument("--data-root", help="folder holding data-root datasets (default: $MOLGRAPH_DATA)")
-    d.add_argument("-t", "--task-type", choices=_Names("task_type"), metavar="TASK_TYPE", help="%(choices)s")
-    d.add_argument("--featurizer", choices=_Names("featurizer"), metavar="NAME",
-                   help="atom/bond features: %(choices)s (default: multihot)")
-    d.add_argument("--molecule-featurizers", "--features-generators", dest="molecule_featurizers", nargs="+",
-                   metavar="NAME",
-                   help="extra molecule-level features: rdkit_descriptors, morgan, morgan_count (rdkit_2d and "
-                        "morgan_binary: chemprop's names), ngram (N-gram graph, W fitted on the training split) "
-                        "or ngram:MODEL.npz (a fitted N-gram model, from `molgraph ngram embed --save-model`)")
-    d.add_argument("--n-jobs", type=int, help="featurization processes")
-    sp = p.add_argument_group("split")
-    sp.add_argument("--split", "--split-type", dest="split", choices=_Names("split"), metavar="NAME",
-                    help="%(choices)s (default: random; ogb_scaffold: the rule of OGB's ogbg-mol* splits, "
-                         "ties latest first)")
-    sp.add_argument("--split-sizes", nargs=3, type=float, metavar=("TRAIN", "VAL", "TEST"), help="default: 0.8 0.1 0.1")
-    sp.add_argument("--splits-file", "--split-file", dest="split_file", help="a split file (JSON or CSV, file rows)")
-    sp.add_argument("--data-seed", type=int, help="seed of the split and of the batch order (default 0)")
-    m = p.add_argument_group("model")
-    m.add_argument("--model", choices=_Names("model"), metavar="NAME",
-                   help="%(choices)s (default: dmpnn; gin, gcn: Hu et al. 2020 baselines)")
-    m.add_argument("--hidden-dim", "--message-hidden-dim", dest="hidden_dim", type=int)
-    m.add_argument("--depth", type=int, help="message-passing steps")
-    m.add_argument("--dropout", type=float)
-    m.add_argument("--readout", "--aggregation", dest="readout", choices=_Names("readout"), metavar="NAME",
-                   help="molecule readout: %(choices)s (norm: sum / 100, chemprop's default)")
-    m.add_argument("--norm", choices=_Names("norm"), metavar="NAME",
-                   help="normalization of gin and gcn after each linear map: %(choices)s (graph: GraphNorm, "
-                        "Cai et al. 2021; default batch)")
-    m.add_argument("--residual", action=argparse.BooleanOptionalAction, default=None,
-                   help="residual connections in gin and gcn (default: on with --norm graph or instance, else off)")
-    m.add_argument("--norm-eps", type=float,
-                   help="eps of the gin/gcn norms (default 1e-5); GraphNorm on small molecules may want more")
-    m.add_argument("--gcn-propagation", choices=_Names("gcn_propagation"), metavar="NAME",
-                   help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; default) or mean "
-                        "(the GraphNorm reference's molecule GCN)")
-    m.add_argument("--gin-message-activation", action=argparse.BooleanOptionalAction, default=None,
-                   help="the gin model's ReLU on each message h_u + e_uv (default on, GINEConv; off: the "
-                        "GraphNorm reference's molecule GIN)")
-    m.add_argument("--gin-last-activation", action=argparse.BooleanOptionalAction, default=None,
-                   help="the gin model's ReLU after its last layer (default on; off: Hu et al.'s code and the "
-                        "GraphNorm reference's)")
-    m.add_argument("--output-dropout", type=float,
-                   help="dropout on the raw outputs (logits) while training (default 0; the GraphNorm "
-                        "reference's molecule models use 0.5)")
-    m.add_argument("--ffn-hidden-dim", type=int)
-    m.add_argument("--ffn-num-layers", "--ffn-layers", dest="ffn_layers", type=int)
-    o = p.add_argument_group("optimization")
-    o.add_argument("--seed", "--pytorch-seed", dest="seed", type=int, help="model seed (default 0)")
-    o.add_argument("--epochs", type=int, help="default 50")
-    o.add_argument("--patience", type=int, help="early stopping after N epochs without improvement")
-    o.add_argument("-b", "--batch-size", type=int, help="molecules per batch per process (default 64)")
-    o.add_argument("--optimizer", choices=_Names("optimizer"), metavar="NAME", help="%(choices)s (default adam)")
-    o.add_argument("--weight-decay", type=float)
-    o.add_argument("--schedule", choices=_Names("schedule"), metavar="NAME",
-                   help="LR schedule: %(choices)s (default noam)")
-    o.add_argument("--warmup-epochs", type=float)
-    o.add_argument("--init-lr", type=float)
-    o.add_argument("--max-lr", type=float)
-    o.add_argument("--final-lr", type=float)
-    o.add_argument("--grad-clip", type=float, help="gradient norm clipping")
-    o.add_argument("--metrics", "--metric", dest="metrics", nargs="+", choices=_Names("metrics"), metavar="NAME",
-                   help="%(choices)s (those of the task type); the first one is the primary metric")
-    o.add_argument("--monitor", "--tracking-metric", dest="monitor",
-                   help="what selects the best epoch: val_loss (default) or val_<metric>")
-    o.add_argument("--ensemble-size", type=int, help="deep ensemble of K models (default 1)")
-    o.add_argument("--mc-dropout-samples", type=int, help="MC-dropout passes at prediction (needs --dropout)")
-    h = p.add_argument_group("hardware")
-    h.add_argument("--accelerator", help="cpu | gpu | auto (default auto)")
-    h.add_argument("--devices", help="number of devices or a list like 0,1 (default 1)")
-    h.add_argument("--num-nodes", type=int)
-    h.add_argument("--strategy", help="Lightning strategy, e.g. ddp (default auto)")
-    h.add_argument("--precision", help="e.g. 32-true, bf16-mixed")
-    h.add_argument("--num-workers", type=int, help="DataLoader workers (default 0)")
-    h.add_argument("--deterministic", action=argparse.BooleanOptionalAction,
-                   help="torch deterministic algorithms (default off: CPU runs repeat exactly with the same "
-                        "seeds and thread count anyway, and the deterministic scatter path is ~6x slower; "
-                        "turn on for bit-repeatable GPU runs)")
-    h.add_argument("--progress", action=argparse.BooleanOptionalAction, help="progress bar (default: on a terminal)")
+    p.add_argument("--method", choices=list(METHODS), default="property",
+                   help="the method (default property): " + "; ".join(f"{n}: {METHODS.entry(n).help}" for n in METHODS))
     p.add_argument("--config", "--config-path", dest="config", type=Path, help="TOML settings file (a models/ recipe)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
-    p.add_argument("-o", "--output-dir", "--save-dir", dest="output_dir", help="run folder to create")
+    if name in METHODS and getattr(METHODS[name], "config_class", None) not in (None, type(None)):
+        add_arguments(p, METHODS[name].config_class)
     p.set_defaults(func=run)
     return p
 
 
-def run(args: argparse.Namespace) -> int:
-    from molgraph.train.config import load_config_file, resolve_config
+def _load_settings(args: argparse.Namespace, method: Any) -> Any:
+    """The method's config from the defaults, the file (``--config`` or the resumed run's) and the options."""
+    from molgraph.train.settings import config_from_dict, flatten, load_toml
 
-    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    values = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "resume")}
+    values = {k: v for k, v in vars(args).items() if k not in ("func", "command", "config", "resume", "method")}
     if "split_sizes" in values:
         values["split_sizes"] = list(values["split_sizes"])
     if "devices" in values:
         values["devices"] = str(values["devices"])
     resume = getattr(args, "resume", None)
+    if resume is not None:
+        saved = Path(resume) / "config.toml"
+        if not saved.is_file():
+            raise FileNotFoundError(f"--resume {resume}: no config.toml there, so it is not the folder of a "
+                                    "molgraph train run")
+        file_values = load_toml(saved)
+        source = str(saved)
+        if values.get("output_dir") not in (None, str(resume)):
+            raise ValueError("--resume continues RUN_DIR in place; drop -o")
+        values["output_dir"] = str(resume)
+    elif getattr(args, "config", None):
+        file_values = load_toml(args.config)
+        source = str(args.config)
+    else:
+        file_values, source = {}, "config"
+    saved_method = file_values.get("method", "property")
+    if saved_method != method.name:
+        raise ValueError(f"{source} holds settings of method {saved_method!r}, not {method.name!r}: "
+                         f"give --method {saved_method} or another file")
+    merged = flatten({k: v for k, v in file_values.items() if k != "method"})
+    merged.update({k: v for k, v in values.items() if v is not None})
+    return config_from_dict(method.config_class, merged, source=source)
+
+
+def run(args: argparse.Namespace) -> int:
+    from molgraph.registry import METHODS
+    from molgraph.train.runner import validate_config
+
+    logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
+    method = METHODS[getattr(args, "method", "property")]
+    resume = getattr(args, "resume", None)
+    if getattr(method, "config_class", None) in (None, type(None)):
+        return error_exit(f"method {method.name!r} does not train through `molgraph train`: {method.help}")
     try:
-        if resume is not None:
-            saved = Path(resume) / "config.toml"
-            if not saved.is_file():
-                raise FileNotFoundError(f"--resume {resume}: no config.toml there, so it is not the folder of a "
-                                        "molgraph train run")
-            file_values = load_config_file(saved)
-            if values.get("output_dir") not in (None, str(resume)):
-                raise ValueError("--resume continues RUN_DIR in place; drop -o")
-            values["output_dir"] = str(resume)
-        else:
-            file_values = load_config_file(args.config) if getattr(args, "config", None) else {}
-        config = resolve_config(file_values, values)
+        config = _load_settings(args, method)
     except (ValueError, FileNotFoundError) as exc:
         return error_exit(str(exc))
     try:
-        config.validate()
-    except ValueError as exc:
+        validate_config(config, method)
+    except (ValueError, KeyError) as exc:
         if resume is None:
-            return error_exit(str(exc))
+            return error_exit(_message(exc))
         # the saved settings are bad (written by an older version, or edited): say how to mend them
-        return error_exit(f"{Path(resume) / 'config.toml'}: {exc}\ngive a valid value on the command line with "
-                          f"--resume (it overrides the saved one) or correct it in that file")
+        return error_exit(f"{Path(resume) / 'config.toml'}: {_message(exc)}\ngive a valid value on the command line "
+                          f"with --resume (it overrides the saved one) or correct it in that file")
 
     from molgraph.train.runner import run_training
 
@@ -197,17 +152,20 @@ def run(args: argparse.Namespace) -> int:
 
     say = logging.getLogger("molgraph.train").info
     try:
-        result = run_training(config, resume=resume is not None, say=say)
+        result = run_training(config, method=method, resume=resume is not None, say=say)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         return error_exit(_message(exc))
     except KeyboardInterrupt as exc:
         return error_exit(str(exc) or f"interrupted; continue with: molgraph train --resume {config.output_dir}", code=130)
     if result is None:  # a non-zero DDP rank: rank 0 reports
         return 0
-    primary = result.metrics["primary_metric"]
+    primary = result.metrics.get("primary_metric")
     for part in ("val", "test"):
         if part in result.metrics:
             scores = result.metrics[part]
-            print(f"{part} {primary}: {scores[primary]:.4f}  " + json.dumps({k: round(v, 4) for k, v in scores.items() if "/" not in k and k != "n"}))
+            shown = json.dumps({k: round(v, 4) for k, v in scores.items()
+                                if "/" not in k and k != "n" and isinstance(v, (int, float))})
+            head = f"{part} {primary}: {scores[primary]:.4f}  " if primary in scores else f"{part}: "
+            print(head + shown)
     print(f"run folder: {result.run_dir}  (model file: {result.model_path})")
     return 0

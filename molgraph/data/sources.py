@@ -4,22 +4,20 @@
   laid out like the project's shared data folder.
 * :func:`cache_dir` — folder for processed (featurized) caches.
 * :func:`sha256_file` / :func:`download_file` — checksummed file access.
-* :func:`atomic_output` / :func:`atomic_write_bytes` — every write in molgraph goes through these,
-  so a crash or an exception never leaves a half-written file under its final name.
+* :func:`atomic_output` / :func:`atomic_write_bytes` — re-exported from :mod:`molgraph.io`.
 """
 
 from __future__ import annotations
 
-import contextlib
 import hashlib
 import os
-import tempfile
 import threading
 import urllib.request
 from pathlib import Path
-from typing import IO, Any, Iterator
 
 import platformdirs
+
+from molgraph.io import atomic_output, atomic_write_bytes  # re-exported: their home moved to molgraph.io
 
 __all__ = [
     "ChecksumError",
@@ -38,7 +36,6 @@ DATA_ENV = "MOLGRAPH_DATA"
 CACHE_ENV = "MOLGRAPH_CACHE"
 
 _CHUNK = 1 << 20  # 1 MiB: large enough for throughput, small enough to stream any file
-_WRITE_MODES = frozenset({"w", "wt", "wb"})
 
 
 class ChecksumError(ValueError):
@@ -96,64 +93,6 @@ def sha256_file_cached(path: str | os.PathLike[str]) -> str:
         with _SHA_LOCK:
             _SHA_CACHE[key] = known
     return known
-
-
-def _current_umask() -> int:
-    # os.umask can only be read by setting it; do it once at import, before worker threads exist.
-    mask = os.umask(0o022)
-    os.umask(mask)
-    return mask
-
-
-_UMASK = _current_umask()
-
-
-@contextlib.contextmanager
-def atomic_output(path: str | os.PathLike[str], mode: str = "wb", **open_kwargs: Any) -> Iterator[IO[Any]]:
-    """Open a temporary file next to ``path``; on success it replaces ``path`` in one step.
-
-    The temporary file lives in the destination folder (so :func:`os.replace` is an atomic rename
-    on the same file system) and is flushed and fsynced before the rename. If the ``with`` body
-    raises, the temporary file is deleted and an existing ``path`` is left untouched. Parent
-    folders are created. The new file gets the usual permissions (0666 minus the umask), not the
-    0600 of a raw temporary file.
-
-    Args:
-        path: final destination.
-        mode: ``"wb"`` (default), ``"w"`` or ``"wt"``; appending or reading modes are refused
-            because the temporary file starts empty.
-        **open_kwargs: passed to :func:`open` (e.g. ``encoding="utf-8"``, ``newline=""``).
-    """
-    if mode not in _WRITE_MODES:
-        raise ValueError(f"atomic_output supports modes {sorted(_WRITE_MODES)}, not {mode!r}")
-    dest = Path(path)
-    dest.parent.mkdir(parents=True, exist_ok=True)
-    fd, tmp_name = tempfile.mkstemp(dir=dest.parent, prefix=f".{dest.name}.", suffix=".tmp")
-    tmp = Path(tmp_name)
-    try:
-        fh = os.fdopen(fd, mode, **open_kwargs)
-    except BaseException:
-        os.close(fd)  # fdopen failed (e.g. a bad encoding): the descriptor is still ours
-        tmp.unlink(missing_ok=True)
-        raise
-    try:
-        with fh:
-            yield fh
-            fh.flush()
-            os.fsync(fh.fileno())
-        os.chmod(tmp, 0o666 & ~_UMASK)
-        os.replace(tmp, dest)
-    except BaseException:
-        # BaseException too: a KeyboardInterrupt mid-write must not leave a stray temp file.
-        tmp.unlink(missing_ok=True)
-        raise
-
-
-def atomic_write_bytes(path: str | os.PathLike[str], data: bytes) -> Path:
-    """Write ``data`` to ``path`` atomically (see :func:`atomic_output`); returns the path."""
-    with atomic_output(path, "wb") as fh:
-        fh.write(data)
-    return Path(path)
 
 
 def download_file(

@@ -106,3 +106,17 @@ def morgan_fingerprints(
 def rdkit_descriptors(molecules: Sequence[Chem.Mol | str], names: Sequence[str] | None = None) -> np.ndarray:
     """Shortcut for ``RDKitDescriptors(names)(molecules)``."""
     return RDKitDescriptors(tuple(names) if names is not None else None)(molecules)
+
+
+def _register() -> None:
+    from molgraph.registry import MOLECULE_FEATURIZERS
+
+    MOLECULE_FEATURIZERS.register("rdkit_descriptors", RDKitDescriptors, aliases=("rdkit_2d",),
+                                  help="RDKit's 2D descriptors (rdkit_2d: chemprop's name)")
+    MOLECULE_FEATURIZERS.register("morgan", lambda: MorganFingerprint(radius=2, n_bits=2048), aliases=("morgan_binary",),
+                                  help="Morgan (ECFP4) bits, 2048 (morgan_binary: chemprop's name)")
+    MOLECULE_FEATURIZERS.register("morgan_count", lambda: MorganFingerprint(radius=2, n_bits=2048, counts=True),
+                                  help="Morgan (ECFP4) counts, 2048")
+
+
+_register()

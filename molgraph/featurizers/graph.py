@@ -282,3 +282,19 @@ class MolGraphFeaturizer:
             pos = mol.GetConformer().GetPositions().astype(np.float32)
             z = np.fromiter(map(_ATOMIC_NUM, atoms), dtype=np.int64, count=len(atoms))
         return GraphArrays(x, edge_index, edge_attr, smiles, pos, z)
+
+
+def _register_presets() -> None:
+    from molgraph.registry import FEATURIZERS
+
+    helps = {
+        "ogb": "OGB's 9 atom / 3 bond index features (embedding tables)",
+        "pyg": "PyG from_smiles' 9 atom / 3 bond index features",
+        "multihot": "chemprop v2's one-hot atom (72) and bond (14) features",
+    }
+    for name in AtomFeaturizer._PRESETS:
+        if name in BondFeaturizer._PRESETS:  # from_preset needs both
+            FEATURIZERS.register(name, lambda n=name: MolGraphFeaturizer.from_preset(n), help=helps.get(name, name))
+
+
+_register_presets()

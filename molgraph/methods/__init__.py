@@ -4,3 +4,8 @@ This module is the registry's home: importing it registers the built-in methods.
 registration is light (its config dataclasses and a method object); the method's network,
 Lightning task and data code are imported when it is used.
 """
+
+from molgraph.methods.property.method import PropertyMethod
+from molgraph.registry import METHODS
+
+METHODS.register(PropertyMethod.name, PropertyMethod(), help=PropertyMethod.help)

@@ -6,19 +6,22 @@ from collections.abc import Callable
 
 from torch import Tensor, nn
 
+from molgraph.registry import ACTIVATIONS
+
 __all__ = ["ACTIVATIONS", "FFN", "get_activation"]
 
 # Names accepted wherever a layer takes ``activation=``. LeakyReLU uses chemprop's slope (0.1).
-ACTIVATIONS: dict[str, Callable[[], nn.Module]] = {
-    "relu": nn.ReLU,
-    "leakyrelu": lambda: nn.LeakyReLU(0.1),
-    "prelu": nn.PReLU,
-    "tanh": nn.Tanh,
-    "elu": nn.ELU,
-    "selu": nn.SELU,
-    "gelu": nn.GELU,
-    "silu": nn.SiLU,
-}
+for _name, _factory in (
+    ("relu", nn.ReLU),
+    ("leakyrelu", lambda: nn.LeakyReLU(0.1)),
+    ("prelu", nn.PReLU),
+    ("tanh", nn.Tanh),
+    ("elu", nn.ELU),
+    ("selu", nn.SELU),
+    ("gelu", nn.GELU),
+    ("silu", nn.SiLU),
+):
+    ACTIVATIONS.register(_name, _factory, help=_name)
 
 
 def get_activation(name: str) -> nn.Module:

@@ -37,11 +37,13 @@ from torch_geometric.utils import degree
 from molgraph.nn.encoders import InputEncoder
 from molgraph.nn.ffn import get_activation
 from molgraph.nn.norm import NORMS, make_norm
+from molgraph.registry import PROPAGATIONS
 
 __all__ = ["PROPAGATIONS", "BondGCNConv", "GCNEncoder", "MeanBondConv"]
 
 #: ``GCNEncoder(propagation=)``: Kipf & Welling's symmetric weights, or the GraphNorm reference's mean.
-PROPAGATIONS = ("symmetric", "mean")
+PROPAGATIONS.register("symmetric", "symmetric", help="Kipf & Welling weights, the OGB baseline")
+PROPAGATIONS.register("mean", "mean", help="mean over neighbours, the GraphNorm reference's molecule GCN")
 
 
 class BondGCNConv(MessagePassing):

@@ -29,10 +29,18 @@ import torch
 from torch import Tensor, nn
 
 from molgraph.nn import graphnorm_cpu
+from molgraph.registry import NORMS
 
 __all__ = ["NORMS", "GraphNorm", "NodeNorm", "make_norm"]
 
-NORMS = ("graph", "batch", "layer", "instance", "none")
+for _name, _help in (
+    ("graph", "GraphNorm (Cai et al. 2021): per-graph mean shift with a learned fraction, per-graph scale"),
+    ("batch", "batch normalization over the nodes of the batch"),
+    ("layer", "layer normalization per node"),
+    ("instance", "per-graph normalization of each feature (instance norm)"),
+    ("none", "no normalization"),
+):
+    NORMS.register(_name, _name, help=_help)
 NormName = Literal["graph", "batch", "layer", "instance", "none"]
 KERNELS = ("auto", "torch", "numba")
 KernelName = Literal["auto", "torch", "numba"]

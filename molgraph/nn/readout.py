@@ -6,10 +6,19 @@ from torch import Tensor, nn
 from torch_geometric.nn import global_add_pool, global_max_pool, global_mean_pool
 from torch_geometric.nn.aggr import AttentionalAggregation
 
+from molgraph.registry import READOUTS
+
 __all__ = ["READOUTS", "Readout"]
 
 #: Readout kinds. ``"norm"`` is chemprop v2's default aggregation: the sum divided by 100.
-READOUTS = ("sum", "mean", "max", "attention", "norm")
+for _name, _help in (
+    ("sum", "sum of the node embeddings"),
+    ("mean", "mean of the node embeddings"),
+    ("max", "elementwise maximum"),
+    ("attention", "attention-weighted sum (one learned gate per node)"),
+    ("norm", "sum / 100, chemprop's default"),
+):
+    READOUTS.register(_name, _name, help=_help)
 
 _NORM = 100.0
 

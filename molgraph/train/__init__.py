@@ -1,8 +1,11 @@
-"""The shared trainer: Lightning tasks, data module, optimizers, metrics, checkpoints, runs.
+"""The shared trainer: the Method interface, settings, the method-agnostic runner, tasks, metrics, checkpoints.
 
-Every method in molgraph trains through :class:`~molgraph.train.task.Task` (a LightningModule
-owning loss, metrics and target scaling) with models that stay plain ``torch.nn.Module``s.
-``molgraph train`` is :func:`~molgraph.train.runner.run_training`.
+Every method in molgraph trains through :func:`~molgraph.train.runner.run_training`, which calls
+the hooks of a :class:`~molgraph.train.method.Method`; models stay plain ``torch.nn.Module``s
+wrapped by a :class:`~molgraph.train.task.Task`. Importing this package pulls in no method.
+
+``TrainConfig``, ``PropertyTask``, ``Predictor`` and ``predict_values`` belong to the property
+method (:mod:`molgraph.methods.property`); they are still importable from here, as in molgraph 0.1.
 """
 
 from __future__ import annotations
@@ -11,15 +14,16 @@ import importlib
 from typing import Any
 
 _EXPORTS = {
+    "Method": "molgraph.train.method",
+    "Prepared": "molgraph.train.method",
+    "TrainerSettings": "molgraph.train.settings",
+    "SectionedConfig": "molgraph.train.settings",
+    "setting": "molgraph.train.settings",
     "Task": "molgraph.train.task",
-    "PropertyTask": "molgraph.train.task",
     "GraphDataModule": "molgraph.train.datamodule",
-    "TrainConfig": "molgraph.train.config",
-    "load_config_file": "molgraph.train.config",
     "run_training": "molgraph.train.runner",
     "RunResult": "molgraph.train.runner",
-    "Predictor": "molgraph.methods.property.predict",
-    "predict_values": "molgraph.methods.property.predict",
+    "validate_config": "molgraph.train.runner",
     "save_model_file": "molgraph.train.checkpoint",
     "load_model_file": "molgraph.train.checkpoint",
     "CheckpointError": "molgraph.train.checkpoint",
@@ -28,6 +32,12 @@ _EXPORTS = {
     "StandardScaler": "molgraph.train.scaling",
     "build_optimizer": "molgraph.train.optim",
     "register_optimizer": "molgraph.train.optim",
+    # the property method's, kept here for molgraph 0.1 imports
+    "TrainConfig": "molgraph.methods.property.config",
+    "load_config_file": "molgraph.methods.property.config",
+    "PropertyTask": "molgraph.methods.property.task",
+    "Predictor": "molgraph.methods.property.predict",
+    "predict_values": "molgraph.methods.property.predict",
 }
 
 __all__ = sorted(_EXPORTS)

@@ -1,21 +1,22 @@
 """Model files: everything needed to predict, in one file that loads without executing code.
 
-A model file is a ``torch.save``d dict of plain containers, strings, numbers and tensors:
+A model file is a ``torch.save``d dict of plain containers, strings, numbers and tensors, with
+one section per method:
 
 =====================  ============================================================
-``format``             ``"molgraph.model/1"``
-``model_class``        registry name of the network class (``PropertyModel``)
-``model_config``       the network's constructor kwargs
+``format``             ``"molgraph.model/2"``
+``method``             registry name of the method that wrote it (``property``, ...)
+``section_version``    version of the method's section layout
+``<method>``           the method's section: what its ``load`` needs (network config,
+                       featurizer, scalers, target names, ...)
 ``members``            list of state dicts (one per ensemble member)
-``featurizer``         ``MolGraphFeaturizer.to_config()`` used for training
-``task_type``          ``regression`` | ``classification``
-``target_names``       list of target column names
-``target_scaler``      ``StandardScaler.to_dict()`` or ``None``
-``molecule_features``  ``{"names": [...], "scaler": {...}}`` or ``None``
-``split``, ``config``  the split (file rows) and the resolved training settings
+``config``             the resolved settings, by section
 ``metrics``            validation/test metrics at save time
 ``versions``           molgraph, torch, torch-geometric, rdkit, lightning, python
 =====================  ============================================================
+
+Files of molgraph 0.1 (``"molgraph.model/1"``: the property method's fields at the top level)
+load as a ``property`` section (:func:`load_model_file` converts them in memory).
 
 Loading always uses ``torch.load(..., weights_only=True)``: a file carrying any pickled object
 other than those plain types is refused with :class:`CheckpointError` and nothing in it runs.
@@ -24,19 +25,22 @@ other than those plain types is refused with :class:`CheckpointError` and nothin
 from __future__ import annotations
 
 import os
-import pickle
 import platform
 from pathlib import Path
 from typing import Any
 
 import torch
 
-from molgraph.data.sources import atomic_output
+from molgraph.io import atomic_output
+from molgraph.io import safe_torch_load as _safe_load
 
-__all__ = ["MODEL_FORMAT", "CheckpointError", "save_model_file", "load_model_file", "library_versions", "safe_torch_load", "plain"]
+__all__ = ["MODEL_FORMAT", "LEGACY_FORMAT", "CheckpointError", "save_model_file", "load_model_file", "library_versions", "safe_torch_load", "plain"]
 
-MODEL_FORMAT = "molgraph.model/1"
-_REQUIRED = ("model_class", "model_config", "members", "featurizer", "task_type", "target_names")
+MODEL_FORMAT = "molgraph.model/2"
+LEGACY_FORMAT = "molgraph.model/1"
+_REQUIRED = ("method", "members", "config")
+# the top-level keys of a format-1 file that are not the property method's own
+_LEGACY_COMMON = ("format", "members", "config", "metrics", "versions")
 
 
 class CheckpointError(ValueError):
@@ -89,24 +93,7 @@ def plain(obj: Any, where: str = "payload") -> Any:
 
 def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu") -> Any:
     """``torch.load`` with ``weights_only=True``; a pickle payload becomes :class:`CheckpointError`."""
-    path = Path(path)
-    if not path.is_file():
-        raise FileNotFoundError(f"no such file: {path}")
-    try:
-        return torch.load(path, map_location=map_location, weights_only=True)
-    except pickle.UnpicklingError as exc:
-        raise CheckpointError(
-            f"{path}: refused to load: the file contains pickled objects other than tensors and plain "
-            f"containers, which could run code when loaded (weights_only=True rejected it: "
-            f"{_reason(exc)})"
-        ) from None
-    except (RuntimeError, EOFError, OSError) as exc:
-        raise CheckpointError(f"{path}: not a readable torch file ({exc})") from None
-
-
-def _reason(exc: Exception) -> str:
-    lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln or "Unsupported operand" in ln]
-    return lines[0] if lines else str(exc).splitlines()[0]
+    return _safe_load(path, map_location, error=CheckpointError)
 
 
 def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Path:
@@ -114,6 +101,8 @@ def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise ValueError(f"model payload lacks {missing}")
+    if payload["method"] not in payload:
+        raise ValueError(f"model payload lacks the section of its method {payload['method']!r}")
     payload = {"format": MODEL_FORMAT, **payload}
     payload.setdefault("versions", library_versions())
     payload = plain(payload)
@@ -124,12 +113,36 @@ def save_model_file(path: str | os.PathLike[str], payload: dict[str, Any]) -> Pa
 
 
 def load_model_file(path: str | os.PathLike[str]) -> dict[str, Any]:
-    """Read and check a model file written by :func:`save_model_file`."""
+    """Read and check a model file; a molgraph 0.1 file is returned in the current layout."""
     payload = safe_torch_load(path)
-    if not isinstance(payload, dict) or payload.get("format") != MODEL_FORMAT:
-        found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    found = payload.get("format") if isinstance(payload, dict) else type(payload).__name__
+    if found == LEGACY_FORMAT:
+        payload = _from_legacy(payload, path)
+    elif found != MODEL_FORMAT:
         raise CheckpointError(f"{path}: not a molgraph model file (format {found!r}, expected {MODEL_FORMAT!r})")
     missing = [k for k in _REQUIRED if k not in payload]
     if missing:
         raise CheckpointError(f"{path}: model file lacks {missing}")
+    if not isinstance(payload.get(payload["method"]), dict):
+        raise CheckpointError(f"{path}: model file lacks the section of its method {payload['method']!r}")
     return payload
+
+
+def _from_legacy(payload: dict[str, Any], path: Any) -> dict[str, Any]:
+    """A format-1 file (molgraph 0.1, property models only) in the format-2 layout."""
+    legacy_required = ("model_class", "model_config", "members", "featurizer", "task_type", "target_names")
+    missing = [k for k in legacy_required if k not in payload]
+    if missing:
+        raise CheckpointError(f"{path}: model file (format {LEGACY_FORMAT}) lacks {missing}")
+    section = {k: v for k, v in payload.items() if k not in _LEGACY_COMMON}
+    return {
+        "format": MODEL_FORMAT,
+        "converted_from": LEGACY_FORMAT,
+        "method": "property",
+        "section_version": 1,
+        "members": payload["members"],
+        "config": payload.get("config", {}),
+        "metrics": payload.get("metrics", {}),
+        "versions": payload.get("versions", {}),
+        "property": section,
+    }

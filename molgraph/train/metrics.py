@@ -31,6 +31,8 @@ from torchmetrics.functional.classification import (
     binary_average_precision,
 )
 
+from molgraph.registry import METRICS, TASK_TYPES
+
 __all__ = [
     "METRICS",
     "TASK_TYPES",
@@ -42,7 +44,8 @@ __all__ = [
     "primary_metric",
 ]
 
-TASK_TYPES: tuple[str, ...] = ("regression", "classification")
+TASK_TYPES.register("regression", "regression", help="real-valued targets (MSE loss on standardized targets)")
+TASK_TYPES.register("classification", "classification", help="binary targets, one per task (BCE loss)")
 
 # A metric function takes the labelled rows of one task, 1-D float64 (preds, targets), and
 # returns a 0-d tensor. The definedness checks are done before it is called.
@@ -101,9 +104,7 @@ def _accuracy(p: torch.Tensor, t: torch.Tensor) -> torch.Tensor:
 _REG = ("regression",)
 _CLS = ("classification",)
 
-METRICS: dict[str, MetricSpec] = {
-    spec.name: spec
-    for spec in (
+for _spec in (
         MetricSpec("rmse", _rmse, higher_is_better=False, task_types=_REG),
         MetricSpec("mse", _mse, higher_is_better=False, task_types=_REG),
         MetricSpec("mae", _mae, higher_is_better=False, task_types=_REG),
@@ -111,8 +112,8 @@ METRICS: dict[str, MetricSpec] = {
         MetricSpec("roc_auc", _roc_auc, higher_is_better=True, task_types=_CLS),
         MetricSpec("prc_auc", _prc_auc, higher_is_better=True, task_types=_CLS),
         MetricSpec("accuracy", _accuracy, higher_is_better=True, task_types=_CLS),
-    )
-}
+):
+    METRICS.register(_spec.name, _spec, help=f"{_spec.name} ({', '.join(_spec.task_types)})")
 
 _DEFAULTS: dict[str, tuple[str, ...]] = {
     "regression": ("rmse", "mae", "r2"),

@@ -20,6 +20,8 @@ from typing import Any, Callable, Iterable
 
 import torch
 
+from molgraph.registry import OPTIMIZERS, SCHEDULES
+
 __all__ = [
     "OPTIMIZERS",
     "SCHEDULES",
@@ -39,20 +41,24 @@ def _sgd(params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: 
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
-OPTIMIZERS: dict[str, OptimizerFactory] = {
-    "adam": torch.optim.Adam,
-    "adamw": torch.optim.AdamW,
-    "sgd": _sgd,
-}
+OPTIMIZERS.register("adam", torch.optim.Adam, help="Adam (Kingma & Ba 2015)")
+OPTIMIZERS.register("adamw", torch.optim.AdamW, help="AdamW, decoupled weight decay (Loshchilov & Hutter 2019)")
+OPTIMIZERS.register("sgd", _sgd, help="SGD with momentum 0.9")
 
-SCHEDULES = ("constant", "noam", "cosine", "linear")
+for _name, _help in (
+    ("constant", "max_lr throughout (after the warm-up)"),
+    ("noam", "linear warm-up init_lr -> max_lr, then exponential decay to final_lr (chemprop's)"),
+    ("cosine", "linear warm-up, then cosine decay to final_lr"),
+    ("linear", "linear warm-up, then linear decay to final_lr"),
+):
+    SCHEDULES.register(_name, _name, help=_help)
 
 
 def register_optimizer(name: str, factory: OptimizerFactory, *, overwrite: bool = False) -> None:
     """Make ``factory(params, lr=..., weight_decay=..., **kwargs)`` available as ``name``."""
     if name in OPTIMIZERS and not overwrite:
         raise ValueError(f"optimizer {name!r} is already registered")
-    OPTIMIZERS[name] = factory
+    OPTIMIZERS.register(name, factory, overwrite=overwrite)
 
 
 def check_optimizer(name: str) -> None:

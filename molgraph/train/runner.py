@@ -1,9 +1,12 @@
-"""``molgraph train`` as a function: data -> split -> (ensemble of) Lightning fits -> run folder.
+"""``molgraph train`` as a function, for any method: settings -> data -> (ensemble of) Lightning fits -> run folder.
 
-The run folder (``RUN_DIR``) gets ``config.toml``, ``splits.json`` (file rows), ``rejects.csv``
-(when molecules could not be featurized), ``checkpoints/member_K/{best,last}.ckpt`` (Lightning,
-for resuming), ``model.pt`` (the model file: everything needed to predict), ``metrics.json``,
-``test_predictions.csv``, ``logs/`` (CSV, and TensorBoard when installed) and PNG plots.
+The runner never names a method: it calls the hooks of a :class:`~molgraph.train.method.Method`
+from the registry. The run folder (``RUN_DIR``) gets from the trainer ``config.toml`` (the
+settings, one table per section, and the method's name), ``checkpoints/member_K/{best,last}.ckpt``
+(Lightning, for resuming), ``model.pt`` (the model file: the method's section, the members'
+weights, the settings, versions), ``metrics.json``, ``logs/`` (CSV, and TensorBoard when
+installed) and ``learning_curves.png``; the method adds its own files (the property method:
+``splits.json``, ``rejects.csv``, ``test_predictions.csv``, parity or ROC plots).
 
 Settings, hardware settings and the data are all checked before the folder is created. A new
 run takes an empty or missing folder, or one left by a run of its own that failed before it
@@ -33,29 +36,24 @@ import numpy as np
 import torch
 from lightning.pytorch.callbacks import Callback, EarlyStopping, ModelCheckpoint
 
-from molgraph.data.loader import GraphBatcher
-from molgraph.data.sources import atomic_output
-from molgraph.data.splits import Split
 from molgraph.featurizers.batch import default_progress
-from molgraph.methods.property.model import MODEL_PRESETS, PropertyModel
+from molgraph.io import atomic_output
+from molgraph.registry import METHODS
 from molgraph.train.checkpoint import library_versions, safe_torch_load, save_model_file
-from molgraph.train.config import TrainConfig, save_config
-from molgraph.train.datamodule import GraphDataModule
-from molgraph.train.metrics import compute_metrics, default_metrics, higher_is_better
-from molgraph.methods.property.predict import predict_values
-from molgraph.methods.ngram.features import learned_state
-from molgraph.methods.property.prepare import PreparedData, add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions, split_to_rows
-from molgraph.train.scaling import StandardScaler
-from molgraph.train.task import PropertyTask
+from molgraph.train.method import Method, Prepared
+from molgraph.train.settings import TrainerSettings, check_choices, check_types, save_toml
 
 __all__ = [
     "RunResult",
     "run_training",
+    "validate_config",
+    "method_of",
     "check_run_dir",
     "check_trainer_settings",
     "EpochTimer",
-    "model_config_for",
     "is_global_zero_process",
+    "write_csv",
+    "write_json",
 ]
 
 log = logging.getLogger("molgraph.train")
@@ -102,18 +100,25 @@ def is_global_zero_process() -> bool:
     return True
 
 
-# Every name run_training writes at the top of RUN_DIR (atomic_output's temporary ".NAME.*.tmp"
-# files too). A folder holding anything else is the user's and is never written into.
-RUN_FILES = ("config.toml", "splits.json", "rejects.csv", "metrics.json", "test_predictions.csv", "model.pt",
-             "learning_curves.png", "parity_test.png", "roc_test.png")
+# Every name the trainer writes at the top of RUN_DIR; each method adds its own (Method.run_files).
+# atomic_output's temporary ".NAME.*.tmp" files count too. A folder holding anything else is the
+# user's and is never written into.
+RUN_FILES = ("config.toml", "metrics.json", "model.pt", "learning_curves.png")
 RUN_FOLDERS = ("checkpoints", "logs")
 FINISHED_MARKER = "model.pt"  # written last but the plots: a folder with it holds a finished run
 
 
-def _ours(name: str) -> bool:
-    if name in RUN_FILES or name in RUN_FOLDERS:
+def _run_files(method: Method | None) -> tuple[str, ...]:
+    if method is not None:
+        return RUN_FILES + tuple(method.run_files)
+    # any registered method's files: a folder check that does not know the method yet
+    return RUN_FILES + tuple(f for name in METHODS for f in METHODS[name].run_files)
+
+
+def _ours(name: str, files: tuple[str, ...]) -> bool:
+    if name in files or name in RUN_FOLDERS:
         return True
-    return any(name.startswith(f".{f}.") and name.endswith(".tmp") for f in RUN_FILES)
+    return any(name.startswith(f".{f}.") and name.endswith(".tmp") for f in files)
 
 
 def _trained_files(run_dir: Path) -> list[Path]:
@@ -122,7 +127,7 @@ def _trained_files(run_dir: Path) -> list[Path]:
     return sorted(p for p in ckpts.rglob("*") if p.is_file()) if ckpts.is_dir() else []
 
 
-def check_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
+def check_run_dir(run_dir: str | os.PathLike[str], method: Method | None = None) -> list[Path]:
     """Whether a new run (not ``--resume``) may use ``run_dir``; returns what it must clear first.
 
     Accepted: a folder that does not exist or is empty, and one holding only the files of an
@@ -131,7 +136,8 @@ def check_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
     removed before the new run writes. Refused with :class:`FileExistsError`, whose message says
     what to do: a folder with files we did not write, a finished run (``model.pt``), and an
     unfinished run with trained epochs, which ``molgraph train --resume`` continues (starting
-    over in it would silently discard them). Nothing is written or removed here.
+    over in it would silently discard them). Nothing is written or removed here. ``method``: whose
+    files count as ours besides the trainer's (``None``: any registered method's).
     """
     run_dir = Path(run_dir)
     if not run_dir.exists():
@@ -139,7 +145,8 @@ def check_run_dir(run_dir: str | os.PathLike[str]) -> list[Path]:
     if not run_dir.is_dir():
         raise FileExistsError(f"{run_dir} is a file, not a folder: choose another -o RUN_DIR")
     entries = sorted(run_dir.iterdir())
-    foreign = [p.name for p in entries if not _ours(p.name)]
+    files = _run_files(method)
+    foreign = [p.name for p in entries if not _ours(p.name, files)]
     if foreign:
         shown = ", ".join(foreign[:5]) + (f" and {len(foreign) - 5} more" if len(foreign) > 5 else "")
         raise FileExistsError(f"{run_dir} exists and holds files that molgraph train did not write ({shown}): "
@@ -187,7 +194,7 @@ def _quiet_lightning() -> Iterator[None]:
         lg.setLevel(level)
 
 
-def check_trainer_settings(config: TrainConfig) -> None:
+def check_trainer_settings(config: TrainerSettings | Any) -> None:
     """Raise ValueError unless Lightning accepts the hardware settings on this machine.
 
     The valid accelerator, strategy and precision names are Lightning's, and whether ``gpu``
@@ -209,52 +216,6 @@ def check_trainer_settings(config: TrainConfig) -> None:
         ) from None
 
 
-def residual_for(config: TrainConfig) -> bool:
-    """Residual connections of gin/gcn: ``config.residual``, or by default on for the per-graph norms.
-
-    A per-graph norm on the last layer removes each molecule's mean, so a mean readout needs the
-    residual stream to tell molecules apart (the GraphNorm reference's molecule models have it);
-    with batch norm or none the default stays off, as in the OGB baselines.
-    """
-    if config.residual is not None:
-        return bool(config.residual)
-    return config.norm in ("graph", "instance")
-
-
-def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) -> dict[str, Any]:
-    """Constructor kwargs of the network: preset, then the settings that were given."""
-    preset = dict(MODEL_PRESETS[config.model])
-    feat = data.featurizer
-    preset.update(
-        num_tasks=len(data.target_names),
-        atom_dim=feat.atom_dim,
-        bond_dim=feat.bond_dim,
-        extra_dim=extra_dim,
-        dropout=float(config.dropout),
-        output_dropout=float(config.output_dropout),
-        ffn_layers=int(config.ffn_layers),
-    )
-    if feat.atom_featurizer.encoding == "index":
-        preset["atom_cardinalities"] = list(feat.atom_featurizer.cardinalities)
-        preset["bond_cardinalities"] = list(feat.bond_featurizer.cardinalities)
-    for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim", "batch_norm", "norm"):
-        value = getattr(config, key)
-        if value is not None:
-            preset[key] = value
-    if preset["encoder"] in ("gine", "gcn"):
-        preset["residual"] = residual_for(config)
-        if config.norm_eps is not None:
-            preset["norm_eps"] = float(config.norm_eps)
-    if config.gcn_propagation is not None:
-        preset["gcn_propagation"] = config.gcn_propagation
-    for key in ("gin_message_activation", "gin_last_activation"):
-        if getattr(config, key) is not None:
-            preset[key] = bool(getattr(config, key))
-    if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
-        preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
-    return PropertyModel(**preset).config  # normalized, JSON-able
-
-
 def _devices(value: str | int) -> Any:
     text = str(value)
     if text.lstrip("-").isdigit():
@@ -264,14 +225,7 @@ def _devices(value: str | int) -> Any:
     return text
 
 
-def _monitor_mode(monitor: str) -> str:
-    if monitor in ("val_loss", "train_loss"):
-        return "min"
-    name = monitor.removeprefix("val_")
-    return "max" if higher_is_better(name) else "min"
-
-
-def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
+def write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]]) -> None:
     buf = io.StringIO()
     writer = csv.writer(buf)
     writer.writerow(header)
@@ -280,7 +234,7 @@ def _write_csv(path: Path, header: Sequence[str], rows: Sequence[Sequence[Any]])
         fh.write(buf.getvalue())
 
 
-def _write_json(path: Path, obj: Any) -> None:
+def write_json(path: Path, obj: Any) -> None:
     with atomic_output(path, "w", encoding="utf-8") as fh:
         json.dump(obj, fh, indent=2, allow_nan=True)
         fh.write("\n")
@@ -309,45 +263,30 @@ def _loggers(run_dir: Path, member: int) -> list[Any]:
 
 def _fit_member(
     member: int,
-    config: TrainConfig,
+    method: Method,
+    config: Any,
+    prepared: Prepared,
     run_dir: Path,
-    model_config: dict[str, Any],
-    data: PreparedData,
-    target_scaler: StandardScaler | None,
-    datamodule: GraphDataModule,
     *,
     resume: bool,
     callbacks: Sequence[Callback],
     say: Callable[[str], None],
 ) -> tuple[dict[str, torch.Tensor] | None, list[float]]:
     """Train ensemble member ``member``; returns its best weights (rank 0) and epoch times."""
+    train = config.train
     mdir = run_dir / "checkpoints" / f"member_{member}"
     done = mdir / "best_weights.pt"
     if resume and done.is_file():
         say(f"member {member}: already trained, kept")
         return safe_torch_load(done), []
-    L.seed_everything(config.seed + member, workers=True, verbose=False)
-    model = PropertyModel(**model_config)
-    task = PropertyTask(
-        model,
-        task_type=data.task_type,
-        target_names=data.target_names,
-        target_scaler=target_scaler,
-        metrics=config.metrics or None,
-        optimizer=config.optimizer,
-        weight_decay=config.weight_decay,
-        schedule=config.schedule,
-        warmup_epochs=config.warmup_epochs,
-        init_lr=config.init_lr,
-        max_lr=config.max_lr,
-        final_lr=config.final_lr,
-        seed=config.seed + member,
-    )
-    mode = _monitor_mode(config.monitor)
+    L.seed_everything(train.seed + member, workers=True, verbose=False)
+    model = method.build_model(config, prepared)
+    task = method.build_task(config, prepared, model, member=member)
+    mode = method.monitor_mode(train.monitor)
     ckpt = ModelCheckpoint(
         dirpath=mdir,
         filename="best",
-        monitor=config.monitor,
+        monitor=train.monitor,
         mode=mode,
         save_top_k=1,
         save_last=True,
@@ -355,22 +294,21 @@ def _fit_member(
     )
     timer = EpochTimer()
     cbs: list[Callback] = [ckpt, timer, *callbacks]
-    if config.patience:
-        cbs.append(EarlyStopping(monitor=config.monitor, mode=mode, patience=config.patience))
-    progress = default_progress(config.progress)
-    accelerator = config.accelerator
+    if train.patience:
+        cbs.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience))
+    accelerator = train.accelerator
     trainer = L.Trainer(
-        max_epochs=config.epochs,
+        max_epochs=train.epochs,
         accelerator=accelerator,
-        devices=_devices(config.devices),
-        num_nodes=config.num_nodes,
-        strategy=config.strategy,
-        precision=config.precision,
+        devices=_devices(train.devices),
+        num_nodes=train.num_nodes,
+        strategy=train.strategy,
+        precision=train.precision,
         callbacks=cbs,
         logger=_loggers(run_dir, member),
-        gradient_clip_val=config.grad_clip,
-        deterministic=config.deterministic if accelerator == "cpu" else ("warn" if config.deterministic else False),
-        enable_progress_bar=progress,
+        gradient_clip_val=train.grad_clip,
+        deterministic=train.deterministic if accelerator == "cpu" else ("warn" if train.deterministic else False),
+        enable_progress_bar=default_progress(train.progress),
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the data module shards training data itself
@@ -388,7 +326,7 @@ def _fit_member(
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
         # validation metrics are computed on the whole val set by every rank: identical, no sync needed
         warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
-        trainer.fit(task, datamodule=datamodule, ckpt_path=ckpt_path, weights_only=True)
+        trainer.fit(task, datamodule=prepared.datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with: molgraph train --resume {run_dir}")
     if not trainer.is_global_zero:
@@ -400,54 +338,51 @@ def _fit_member(
     return state, timer.seconds
 
 
-def _prepare_run(config: TrainConfig, run_dir: Path, *, resume: bool, say: Callable[[str], None]):
-    """Data, split, scalers, loaders and network config of a run; reads, but writes nothing in ``run_dir``.
+def method_of(config: Any) -> Method:
+    """The registered method whose ``config_class`` ``config`` is an instance of."""
+    for name in METHODS:
+        method = METHODS[name]
+        if type(config) is method.config_class:
+            return method
+    raise TypeError(f"no registered method takes a {type(config).__name__}")
 
-    Everything that can fail on the data (a missing column, an unreadable split file, a model
-    that cannot be built) fails here, before the run folder is created.
+
+def validate_config(config: Any, method: Method | None = None) -> Any:
+    """Every check of a method's settings, before anything is read or written; returns ``config``.
+
+    Types and ranges (from the field declarations), names of choices (against the registries),
+    the method's own combination checks, then the trainer's (the monitored value must be one the
+    method's task logs). Values are normalized in place (numbers, aliases of names).
     """
-    data = prepare_data(config, progress=config.progress)
-    say(f"data: {len(data)} molecules featurized, {len(data.rejects)} rejected ({data.source})")
-
-    splits_file = run_dir / "splits.json"
-    if resume and splits_file.is_file():
-        split = split_from_rows(Split.load(splits_file), data.rows, source=splits_file)
-    else:
-        split = split_positions(config, data)
-    if len(split.val) == 0:
-        raise ValueError("the validation set is empty: it selects the best epoch; give split sizes with val > 0")
-    say(f"split ({split.method}): train {len(split.train)}, val {len(split.val)}, test {len(split.test)}")
-
-    train_idx = torch.as_tensor(split.train)
-    target_scaler = None
-    if data.task_type == "regression":
-        target_scaler = StandardScaler().fit(data.y[train_idx].numpy())
-    learned = add_learned_features(config, data, split.train)
-    extra, extra_scaler = None, None
-    if data.extra_raw is not None:
-        extra_scaler = StandardScaler().fit(data.extra_raw[split.train])
-        extra = scale_extra(data.extra_raw, extra_scaler)
-    batcher = GraphBatcher(data.graphs, data.y, extra)
-    dm = GraphDataModule(
-        batcher, split.train, split.val, split.test,
-        batch_size=config.batch_size, data_seed=config.data_seed, num_workers=config.num_workers,
-    )
-    model_config = model_config_for(config, data, 0 if extra is None else extra.shape[1])
-    return data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config
+    method = method or method_of(config)
+    check_types(config)
+    check_choices(config)
+    method.validate(config)
+    config.train.validate(method.logged_values(config))
+    return config
 
 
-def _write_run_start(config: TrainConfig, run_dir: Path, data: PreparedData, split: Split) -> None:
-    """The files a run writes before training: settings, rejected molecules, split (file rows)."""
-    run_dir.mkdir(parents=True, exist_ok=True)
-    save_config(config, run_dir / "config.toml")
-    if data.rejects:
-        _write_csv(run_dir / "rejects.csv", ["row", "smiles", "reason"], [(r.index, r.input, r.reason) for r in data.rejects])
-    split_to_rows(split, data.rows).save(run_dir / "splits.json")
+def _learning_curves(run_dir: Path, title: str) -> None:
+    """The first member's learning curves over all its logged versions (resumed runs log several)."""
+    from molgraph.train import plots
+
+    parts = sorted((run_dir / "logs" / "member_0").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
+    if not parts:
+        return
+    import tempfile
+
+    import pandas as pd
+
+    with tempfile.TemporaryDirectory() as tmp:
+        combined = Path(tmp) / "metrics.csv"
+        pd.concat([pd.read_csv(p) for p in parts], ignore_index=True).to_csv(combined, index=False)
+        plots.plot_learning_curves(combined, run_dir / "learning_curves.png", title=title)
 
 
 def run_training(
-    config: TrainConfig,
+    config: Any,
     *,
+    method: Method | str | None = None,
     resume: bool = False,
     callbacks: Sequence[Callback] = (),
     say: Callable[[str], None] | None = None,
@@ -455,39 +390,44 @@ def run_training(
     """Train as ``molgraph train`` does; returns the result on global rank 0, else ``None``.
 
     Args:
-        config: the settings (validated here).
+        config: the method's settings (validated here).
+        method: the method (object or registry name; default: the one whose config class
+            ``config`` is).
         resume: continue the run in ``config.output_dir`` (finished members are kept, an
             interrupted one continues from its ``last.ckpt``).
         callbacks: extra Lightning callbacks for every member's trainer.
         say: where progress messages go (default: the ``molgraph.train`` logger).
     """
+    if isinstance(method, str):
+        method = METHODS[method]
+    method = method or method_of(config)
     # every check before the first write: a mistake must not leave a folder that blocks the retry
-    config.validate()
+    validate_config(config, method)
     check_trainer_settings(config)
     say = say or log.info
-    run_dir = Path(config.output_dir)
+    run_dir = Path(config.train.output_dir)
     zero = is_global_zero_process()
     leftovers: list[Path] = []
     if resume:
         if not (run_dir / "config.toml").is_file():
             raise FileNotFoundError(f"nothing to resume in {run_dir}: it holds no config.toml of a molgraph train run")
     elif zero:
-        leftovers = check_run_dir(run_dir)
-    prepared = _prepare_run(config, run_dir, resume=resume, say=say)
-    data, split, target_scaler, extra_scaler, learned, batcher, dm, model_config = prepared
+        leftovers = check_run_dir(run_dir, method)
+    prepared = method.prepare(config, run_dir=run_dir, resume=resume, say=say)
     if zero:
         if leftovers:
             say(f"{run_dir}: removing the files of an earlier run that stopped before training anything")
             _clear(leftovers)
-        _write_run_start(config, run_dir, data, split)
+        run_dir.mkdir(parents=True, exist_ok=True)
+        save_toml(config, run_dir / "config.toml", method=method.name,
+                  header="resolved settings of this run; `molgraph train --resume RUN_DIR` reads them")
+        method.write_start(config, prepared, run_dir)
 
     states, epoch_seconds = [], []
     try:
-        for member in range(config.ensemble_size):
-            state, seconds = _fit_member(
-                member, config, run_dir, model_config, data, target_scaler, dm,
-                resume=resume, callbacks=callbacks, say=say,
-            )
+        for member in range(config.train.ensemble_size):
+            state, seconds = _fit_member(member, method, config, prepared, run_dir,
+                                         resume=resume, callbacks=callbacks, say=say)
             states.append(state)
             epoch_seconds.append(seconds)
     except Exception as exc:
@@ -500,109 +440,31 @@ def run_training(
     # -- evaluation, outputs (rank 0 only) -----------------------------------------------------
     models = []
     for state in states:
-        m = PropertyModel(**model_config)
+        m = method.build_model(config, prepared)
         m.load_state_dict(state)
         models.append(m)
-    pred_kwargs = dict(
-        task_type=data.task_type, target_scaler=target_scaler, mc_dropout_samples=config.mc_dropout_samples,
-        seed=config.seed,
-    )
-    metric_names = config.metrics or default_metrics(data.task_type)
-    results: dict[str, Any] = {}
-    preds: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
-    for part, idx in (("val", split.val), ("test", split.test)):
-        if len(idx) == 0:
-            continue
-        mean, std = predict_values(models, batcher, idx, **pred_kwargs)
-        preds[part] = (mean, std)
-        results[part] = compute_metrics(mean, data.y[torch.as_tensor(idx)].numpy(), data.task_type, metric_names, data.target_names)
-        results[part]["n"] = int(len(idx))
-    if config.ensemble_size > 1:
-        results["members"] = []
-        for m in models:
-            one = {}
-            for part, idx in (("val", split.val), ("test", split.test)):
-                if len(idx):
-                    mean, _ = predict_values([m], batcher, idx, task_type=data.task_type, target_scaler=target_scaler)
-                    one[part] = compute_metrics(mean, data.y[torch.as_tensor(idx)].numpy(), data.task_type, metric_names, data.target_names)
-            results["members"].append(one)
+    results, section = method.finish(config, prepared, models, run_dir, say=say)
     seconds = [s for member in epoch_seconds for s in member]
     if seconds:
         steady = seconds[1:] if len(seconds) > 1 else seconds
         results["timing"] = {
             "train_epoch_seconds_median": float(np.median(steady)),
-            "train_molecules_per_second": float(len(split.train) / np.median(steady)),
+            f"train_{method.example_noun}_per_second": float(prepared.n_train / np.median(steady)),
             "epochs_run": [len(s) for s in epoch_seconds],
         }
-    results["primary_metric"] = metric_names[0]
-    results["n_rejected"] = len(data.rejects)
-    _write_json(run_dir / "metrics.json", results)
-
-    if "test" in preds:
-        _write_predictions(run_dir / "test_predictions.csv", data, split.test, *preds["test"])
-
+    write_json(run_dir / "metrics.json", results)
     payload = {
-        "model_class": "PropertyModel",
-        "model_config": model_config,
+        "method": method.name,
+        "section_version": method.section_version,
+        "config": config.to_dict(nested=True),
         "members": states,
-        "featurizer": data.featurizer.to_config(),
-        "task_type": data.task_type,
-        "target_names": data.target_names,
-        "target_scaler": target_scaler.to_dict() if target_scaler else None,
-        "molecule_features": (
-            {"featurizers": list(config.molecule_featurizers), "names": data.extra_names, "scaler": extra_scaler.to_dict(),
-             "learned": {name: learned_state(est) for name, est in learned.items()}}
-            if extra_scaler is not None else None
-        ),
-        "split": split_to_rows(split, data.rows).to_dict(),
-        "config": {k: v for k, v in config.to_dict().items() if v is not None},
         "metrics": {k: v for k, v in results.items() if k in ("val", "test")},
         "versions": library_versions(),
+        method.name: section,
     }
     model_path = save_model_file(run_dir / "model.pt", payload)
-    _plots(run_dir, data, split, preds, config)
-    return RunResult(run_dir=run_dir, metrics=results, model_path=model_path)
-
-
-def _write_predictions(path: Path, data: PreparedData, idx: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> None:
-    header = ["row", "smiles"]
-    for name in data.target_names:
-        header += [name, f"{name}_pred"] + ([f"{name}_std"] if std is not None else [])
-    rows = data.rows
-    y = data.y.numpy()
-    out = []
-    for k, i in enumerate(idx):
-        line: list[Any] = [int(rows[i]), data.smiles[i]]
-        for t in range(len(data.target_names)):
-            true = y[i, t]
-            line += ["" if np.isnan(true) else float(true), float(mean[k, t])]
-            if std is not None:
-                line.append(float(std[k, t]))
-        out.append(line)
-    _write_csv(path, header, out)
-
-
-def _plots(run_dir: Path, data: PreparedData, split: Split, preds: dict, config: TrainConfig) -> None:
-    """Learning curves and a parity/ROC plot; a plotting failure must not lose a trained model."""
-    from molgraph.train import plots
-
     try:
-        parts = sorted((run_dir / "logs" / "member_0").glob("version_*/metrics.csv"), key=lambda p: int(p.parent.name[8:]))
-        if parts:
-            import tempfile
-
-            import pandas as pd
-
-            with tempfile.TemporaryDirectory() as tmp:
-                combined = Path(tmp) / "metrics.csv"
-                pd.concat([pd.read_csv(p) for p in parts], ignore_index=True).to_csv(combined, index=False)
-                plots.plot_learning_curves(combined, run_dir / "learning_curves.png", title=f"{config.model}")
-        if "test" in preds:
-            y = data.y[torch.as_tensor(split.test)].numpy()
-            mean = preds["test"][0]
-            if data.task_type == "regression":
-                plots.plot_parity(y, mean, data.target_names, run_dir / "parity_test.png")
-            else:
-                plots.plot_roc(y, mean, data.target_names, run_dir / "roc_test.png")
-    except Exception as exc:  # noqa: BLE001
-        warnings.warn(f"plots were not written: {exc}", stacklevel=2)
+        _learning_curves(run_dir, title=f"{method.name}: {getattr(config, 'model', '') if isinstance(getattr(config, 'model', ''), str) else method.name}")
+    except Exception as exc:  # noqa: BLE001  a plotting failure must not lose a trained model
+        warnings.warn(f"learning curves were not plotted: {exc}", stacklevel=2)
+    return RunResult(run_dir=run_dir, metrics=results, model_path=model_path)

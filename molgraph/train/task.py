@@ -1,4 +1,4 @@
-"""Lightning tasks: the one place that owns loss, metrics, target scaling and the optimizer.
+"""The base Lightning task of every method: optimizer, schedule, per-batch reseeding.
 
 Models stay plain ``torch.nn.Module``s (PyG-style ``forward(batch)``); a :class:`Task` wraps one
 for training. Later methods (flows, equivariant models, certificates' smoothed classifiers)
@@ -7,17 +7,14 @@ subclass :class:`Task` and override :meth:`Task.compute_loss` / :meth:`Task.pred
 
 from __future__ import annotations
 
-from typing import Any, Sequence
+from typing import Any
 
 import lightning as L
-import numpy as np
 import torch
 
-from molgraph.train.metrics import compute_metrics, default_metrics, masked_loss
 from molgraph.train.optim import build_optimizer, build_scheduler
-from molgraph.train.scaling import StandardScaler
 
-__all__ = ["Task", "PropertyTask", "step_seed"]
+__all__ = ["Task", "step_seed"]
 
 
 def step_seed(seed: int, epoch: int, batch_idx: int, rank: int = 0) -> int:
@@ -89,89 +86,3 @@ class Task(L.LightningModule):
             final_lr=self.final_lr,
         )
         return {"optimizer": opt, "lr_scheduler": {"scheduler": sched, "interval": "step"}}
-
-
-class PropertyTask(Task):
-    """Molecular property prediction: regression or binary (multi-task) classification.
-
-    Targets may be NaN (missing label): masked out of the loss and the metrics. For regression,
-    the model learns standardized targets (``target_scaler`` fitted on the training set) and
-    every reported number is in the original units.
-
-    Args:
-        model: network returning ``(B, T)`` (scaled values or logits).
-        task_type: ``regression`` | ``classification``.
-        target_names: ``T`` names (for per-task metrics).
-        target_scaler: fitted scaler for regression targets (``None``: no scaling).
-        metrics: metric names (default per task type; the first is the primary one).
-        **kwargs: :class:`Task` settings.
-
-    Logged per epoch: ``train_loss``, ``val_loss`` (on the training scale) and ``val_<metric>``
-    (mean over tasks) for every metric.
-    """
-
-    def __init__(
-        self,
-        model: torch.nn.Module,
-        *,
-        task_type: str,
-        target_names: Sequence[str],
-        target_scaler: StandardScaler | None = None,
-        metrics: Sequence[str] | None = None,
-        **kwargs: Any,
-    ):
-        super().__init__(model, **kwargs)
-        if task_type not in ("regression", "classification"):
-            raise ValueError(f"task_type must be 'regression' or 'classification', got {task_type!r}")
-        self.task_type = task_type
-        self.target_names = list(target_names)
-        self.metrics = list(metrics) if metrics else default_metrics(task_type)
-        self.target_scaler = target_scaler
-        self._val_outputs: list[torch.Tensor] = []
-        self._val_targets: list[torch.Tensor] = []
-
-    # -- scaling ---------------------------------------------------------------------------------
-    def scale_targets(self, y: torch.Tensor) -> torch.Tensor:
-        if self.task_type == "regression" and self.target_scaler is not None:
-            return self.target_scaler.transform(y)
-        return y
-
-    def to_values(self, out: torch.Tensor) -> torch.Tensor:
-        """Raw model outputs -> predictions in user units (probabilities for classification)."""
-        if self.task_type == "classification":
-            return torch.sigmoid(out)
-        if self.target_scaler is not None:
-            return self.target_scaler.inverse_transform(out)
-        return out
-
-    def compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return masked_loss(out, self.scale_targets(y), self.task_type)
-
-    # -- steps -----------------------------------------------------------------------------------
-    def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
-        loss = self.compute_loss(self.model(batch), batch.y)
-        self.log("train_loss", loss, on_step=False, on_epoch=True, batch_size=batch.num_graphs, sync_dist=True)
-        return loss
-
-    def on_validation_epoch_start(self) -> None:
-        self._val_outputs, self._val_targets = [], []
-
-    def validation_step(self, batch: Any, batch_idx: int) -> None:
-        out = self.model(batch)
-        self._val_outputs.append(out.detach().float().cpu())
-        self._val_targets.append(batch.y.detach().float().cpu())
-
-    def on_validation_epoch_end(self) -> None:
-        if not self._val_outputs:
-            return
-        out = torch.cat(self._val_outputs)
-        y = torch.cat(self._val_targets)
-        # every process evaluates the whole validation set (see the data module), so these
-        # numbers are identical on all ranks and need no synchronisation
-        self.log("val_loss", self.compute_loss(out, y).item(), prog_bar=True)
-        values = self.to_values(out).numpy()
-        scores = compute_metrics(values, y.numpy(), self.task_type, self.metrics, self.target_names)
-        for name in self.metrics:
-            score = scores[name]
-            self.log(f"val_{name}", float(score) if np.isfinite(score) else float("nan"))
-        self._val_outputs, self._val_targets = [], []

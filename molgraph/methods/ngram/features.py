@@ -90,3 +90,15 @@ def learned_from_state(state: Mapping[str, Any]) -> Any:
     est.W = W
     est.fit_info = dict(state.get("fit_info", {}))
     return est
+
+
+def _register() -> None:
+    from molgraph.registry import MOLECULE_FEATURIZERS
+
+    # learned: fitted on the training split by the property method (fit_learned_featurizers);
+    # `ngram:MODEL.npz` names a fitted model file instead
+    MOLECULE_FEATURIZERS.register(NGRAM, fit_learned_featurizers,
+                                  help="N-gram graph, W fitted on the training split (ngram:MODEL.npz: a fitted model)")
+
+
+_register()

@@ -17,6 +17,7 @@ import torch
 from torch import Tensor, nn
 
 from molgraph.featurizers import MolGraphFeaturizer
+from molgraph.registry import MODELS
 from molgraph.nn import FFN, PROPAGATIONS, BondMessagePassing, GCNEncoder, GINEEncoder, InputEncoder, Readout
 
 __all__ = ["ENCODERS", "MODEL_PRESETS", "PropertyModel", "build_model", "featurizer_input_kwargs"]
@@ -319,6 +320,14 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 # Hu et al. 2020 (OGB) GCN baseline: GIN's settings (5 x 300, batch norm, mean pooling) on the GCN block.
 MODEL_PRESETS["gcn"] = {**MODEL_PRESETS["gin"], "encoder": "gcn"}
+
+_MODEL_HELP = {
+    "dmpnn": "directed message passing (Yang et al. 2019), chemprop v2's sizes",
+    "gin": "GIN with bond features (Hu et al. 2020), 5 x 300, batch norm",
+    "gcn": "GCN with bond features (the OGB baseline), 5 x 300, batch norm",
+}
+for _name, _preset in MODEL_PRESETS.items():
+    MODELS.register(_name, _preset, help=_MODEL_HELP[_name])
 
 
 def build_model(name: str, **overrides: Any) -> PropertyModel:

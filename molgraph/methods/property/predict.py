@@ -120,15 +120,26 @@ class Predictor:
         self.molecule_featurizers: list[str] = list(mf["featurizers"]) if mf else []
         self.extra_scaler = StandardScaler.from_dict(mf["scaler"]) if mf else None
         self.learned = {name: learned_from_state(st) for name, st in (mf.get("learned") or {}).items()} if mf else {}
-        self.mc_dropout_samples = int(payload.get("config", {}).get("mc_dropout_samples", 0) or 0)
+        self.mc_dropout_samples = int(payload.get("mc_dropout_samples", payload.get("config", {}).get("mc_dropout_samples", 0)) or 0)
+
+    @classmethod
+    def from_section(cls, section: dict[str, Any], payload: dict[str, Any]) -> "Predictor":
+        """From the ``property`` section of a model file and the file's common parts."""
+        from molgraph.train.settings import flatten
+
+        return cls({**section, "members": payload["members"], "config": flatten(payload.get("config", {})),
+                    "metrics": payload.get("metrics", {}), "versions": payload.get("versions", {})})
 
     @classmethod
     def load(cls, path: str | os.PathLike[str]) -> "Predictor":
-        """From a model file, or a run folder holding ``model.pt``."""
+        """From a model file, or a run folder holding ``model.pt`` (of the property method)."""
         path = Path(path)
         if path.is_dir():
             path = path / "model.pt"
-        return cls(load_model_file(path))
+        payload = load_model_file(path)
+        if payload["method"] != "property":
+            raise CheckpointError(f"{path}: a model of the {payload['method']!r} method, not a property model")
+        return cls.from_section(payload["property"], payload)
 
     @property
     def has_uncertainty(self) -> bool:

@@ -14,7 +14,7 @@ from molgraph.data.splits import Split, load_split_file, make_split
 from molgraph.featurizers.batch import Reject
 from molgraph.featurizers.fingerprints import MorganFingerprint, RDKitDescriptors
 from molgraph.featurizers.graph import MolGraphFeaturizer
-from molgraph.train.config import TrainConfig
+from molgraph.methods.property.config import TrainConfig
 from molgraph.methods.ngram.features import fit_learned_featurizers, is_learned
 from molgraph.train.scaling import StandardScaler
 
