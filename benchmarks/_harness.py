@@ -362,11 +362,16 @@ def locked(path: str | os.PathLike[str]) -> Iterator[None]:
 
 @dataclass
 class Part:
-    """One part of a run's results: where it goes, what it holds, and the settings it ran with."""
+    """One part of a run's results: where it goes, what it holds, and the settings it ran with.
+
+    ``record``: the part's record as it is, instead of this run's (for a part copied from another
+    results file, which keeps the record of the run that measured it).
+    """
 
     key: PartKey
     entry: Any
     settings: Mapping[str, Any] = field(default_factory=dict)
+    record: Mapping[str, Any] | None = None
 
 
 def move_legacy_keys(results: dict[str, Any], legacy_keys: Iterable[str]) -> dict[str, Any]:
@@ -388,8 +393,8 @@ def merge_parts(results: Mapping[str, Any], parts: Iterable[Part], run: RunInfo,
     """A copy of ``results`` with each of ``parts`` written and recorded; every other part kept.
 
     A part's entry replaces whatever was at its key path (a rerun part replaces its own entry;
-    parents along the path are created). Its record, ``run.record(part.settings)``, goes to
-    ``results["parts"][label]``.
+    parents along the path are created). Its record, ``run.record(part.settings)`` (or the
+    part's own ``record``), goes to ``results["parts"][label]``.
     """
     merged = json.loads(dumps(dict(results)))  # a deep copy, so the caller's dict is never half-updated
     move_legacy_keys(merged, legacy_keys)
@@ -405,7 +410,7 @@ def merge_parts(results: Mapping[str, Any], parts: Iterable[Part], run: RunInfo,
                 raise ResultsFileError(f"part {part_label(path)}: {k!r} holds a {type(child).__name__}, not an object")
             node = child
         node[path[-1]] = part.entry
-        records[part_label(path)] = run.record(part.settings)
+        records[part_label(path)] = dict(part.record) if part.record is not None else run.record(part.settings)
     return merged
 
 

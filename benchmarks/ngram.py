@@ -19,8 +19,10 @@ Evaluations (``molgraph.methods.ngram.evaluate``):
 * ``--speed``: embed all of HIV (featurize + ``X W`` + walk sums) with ``NGramGraph.embed`` and
   ``n_jobs`` workers, next to the featurizers' graphs/s.
 
-Runs piecewise; every result is merged into ``benchmarks/results/ngram.json`` (atomically) under
-``DATASET/PROTOCOL/REPRESENTATION/PREDICTOR`` with the command, date, load and settings::
+Runs piecewise; every result is a part of ``benchmarks/results/ngram.json``, merged in
+(atomically, under a lock) as soon as it is measured: ``runs/DATASET/PROTOCOL/REPRESENTATION/PREDICTOR``
+and ``speed``, with the load average around it in the entry and its record (command, date,
+machine, versions, settings) under ``parts`` (``benchmarks/_harness.py``)::
 
     python benchmarks/ngram.py --datasets esol --predictors rf hgb
     python benchmarks/ngram.py --datasets tox21 --predictors rf --representations ngram
@@ -31,10 +33,8 @@ Runs piecewise; every result is merged into ``benchmarks/results/ngram.json`` (a
 from __future__ import annotations
 
 import argparse
-import datetime as dt
 import json
 import os
-import platform
 import sys
 import time
 from pathlib import Path
@@ -44,9 +44,11 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _harness as harness  # noqa: E402
 
 from molgraph.data.registry import dataset_path, get_card  # noqa: E402
-from molgraph.data.sources import atomic_output  # noqa: E402
 from molgraph.data.splits import make_split  # noqa: E402
 from molgraph.data.table import read_molecule_table  # noqa: E402
 from molgraph.methods.ngram.embedding import NGramGraphConfig  # noqa: E402
@@ -71,54 +73,42 @@ DATASETS: dict[str, tuple[int, tuple[str, ...], str]] = {
 }
 
 
-def machine_info() -> dict[str, Any]:
-    cpu = None
-    try:
-        with open("/proc/cpuinfo", encoding="utf-8") as fh:
-            cpu = next((ln.split(":", 1)[1].strip() for ln in fh if ln.lower().startswith("model name")), None)
-    except OSError:
-        pass
-    from importlib import metadata
-
-    versions = {}
-    for dist in ("rdkit", "torch", "torch_geometric", "scikit-learn", "xgboost", "numpy", "molgraph-ml"):
-        try:
-            versions[dist] = metadata.version(dist)
-        except metadata.PackageNotFoundError:
-            versions[dist] = None
-    return {"platform": platform.platform(), "python": sys.version.split()[0], "cpu_model": cpu,
-            "cpu_count": os.cpu_count(), "sched_affinity_count": len(os.sched_getaffinity(0)), "versions": versions}
+VERSIONED = ("rdkit", "torch", "torch_geometric", "scikit-learn", "xgboost", "numpy", "molgraph")
+# what every evaluation reads from the command line: recorded as each part's settings
+COMMON_OPTIONS = ("folds", "seed", "scaffold_seeds", "epochs", "batch_size", "max_steps", "rf_trees_classification",
+                  "n_jobs")
 
 
 def load_results(path: Path) -> dict[str, Any]:
-    if path.is_file():
-        return json.loads(path.read_text())
-    return {"benchmark": "ngram", "runs": {}, "speed": {}}
+    """The results file (empty ``runs`` and ``speed`` when there is none yet)."""
+    results = harness.read_results(path)
+    results.setdefault("runs", {})
+    results.setdefault("speed", {})
+    return results
 
 
-def save_results(path: Path, payload: dict[str, Any]) -> None:
-    """Merge ``payload`` into the file on disk (under a lock) and write it atomically, so runs
-    of several benchmark processes at once all end up in it."""
-    import fcntl
-
-    path.parent.mkdir(parents=True, exist_ok=True)
-    with open(path.with_name(path.name + ".lock"), "w") as lock:
-        fcntl.flock(lock, fcntl.LOCK_EX)
-        merged = load_results(path)
-        merged["runs"].update(payload.get("runs", {}))
-        if payload.get("speed"):
-            merged["speed"] = payload["speed"]
-        merged["updated"] = dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds")
-        with atomic_output(path, "w", encoding="utf-8") as fh:
-            json.dump(merged, fh, indent=1, sort_keys=True, allow_nan=True)
-            fh.write("\n")
-    payload.update(merged)
+def save_parts(path: Path, parts: list[harness.Part], run: harness.RunInfo) -> None:
+    """Merge ``parts`` into the results file (locked, atomic), so that benchmark processes
+    running at once all end up in it."""
+    harness.update_results(path, parts, run, benchmark="ngram",
+                           json_kwargs={"indent": 1, "sort_keys": True, "allow_nan": True})
 
 
-def _run_meta(args: argparse.Namespace) -> dict[str, Any]:
-    return {"command": " ".join([Path(sys.argv[0]).name, *sys.argv[1:]]),
-            "date": dt.datetime.now(dt.timezone.utc).isoformat(timespec="seconds"),
-            "loadavg_at_start": list(os.getloadavg()), "machine": machine_info()}
+def merge_files(out: Path, others: list[Path], run: harness.RunInfo) -> None:
+    """Fold the runs (and a speed entry) of other results files into ``out``, each with its own record."""
+    for other in others:
+        data = load_results(other)
+        parts = [harness.Part(("runs", key), entry, record=harness.part_record(data, ("runs", key))
+                              or {"note": f"merged from {other}, which has no record for it"})
+                 for key, entry in data["runs"].items()]
+        if data["speed"]:
+            parts.append(harness.Part("speed", data["speed"], record=harness.part_record(data, "speed")
+                                      or {"note": f"merged from {other}, which has no record for it"}))
+        save_parts(out, parts, run)
+
+
+def _settings(args: argparse.Namespace, **extra: Any) -> dict[str, Any]:
+    return {**{k: getattr(args, k) for k in COMMON_OPTIONS}, **extra}
 
 
 def predictor_params(name: str, task_type: str, args: argparse.Namespace) -> dict[str, Any]:
@@ -139,7 +129,7 @@ def _molecules(name: str) -> tuple[list[str], np.ndarray]:
     return table.smiles, table.targets
 
 
-def run_dataset(name: str, args: argparse.Namespace, payload: dict[str, Any], out: Path) -> None:
+def run_dataset(name: str, args: argparse.Namespace, run: harness.RunInfo, out: Path) -> None:
     card = get_card(name)
     cap, default_protocols, note = DATASETS[name]
     protocols = args.protocols or default_protocols
@@ -153,7 +143,7 @@ def run_dataset(name: str, args: argparse.Namespace, payload: dict[str, Any], ou
                 if rep == "morgan" and pred not in args.morgan_predictors:
                     continue
                 key = f"{name}/{protocol}/{rep}/{pred}"
-                meta = _run_meta(args)
+                load_start = harness.loadavg()
                 start = time.perf_counter()
                 params = predictor_params(pred, card.task_type, args)
                 if protocol == "cv":
@@ -164,14 +154,16 @@ def run_dataset(name: str, args: argparse.Namespace, payload: dict[str, Any], ou
                     res = scaffold_runs(data, card.task_type, rep, pred, list(card.target_columns), config, params,
                                         args, deterministic=protocol == "det_scaffold")
                 res.pop("rejected_rows", None)
-                res.update(meta, dataset=name, atom_cap=cap if protocol == "cv" else None, note=note,
+                res.update(dataset=name, atom_cap=cap if protocol == "cv" else None, note=note,
                            wall_seconds=round(time.perf_counter() - start, 1),
-                           loadavg_at_end=list(os.getloadavg()))
-                payload["runs"][key] = res
-                save_results(out, payload)
+                           loadavg_at_start=load_start, loadavg_at_end=harness.loadavg())
+                settings = _settings(args, protocol=protocol, representation=rep, predictor=pred,
+                                     predictor_params=params, atom_cap=res["atom_cap"])
+                save_parts(out, [harness.Part(("runs", key), res, settings)], run)
                 summary = res["mean"]
                 print(f"{key}: {json.dumps({k: round(v, 4) for k, v in summary.items()})} "
-                      f"({res['wall_seconds']} s, load {meta['loadavg_at_start'][0]:.1f})", flush=True)
+                      f"({res['wall_seconds']} s, load {load_start[0] if load_start else float('nan'):.1f})",
+                      flush=True)
 
 
 def scaffold_runs(data: Any, task_type: str, rep: str, pred: str, names: list[str], config: NGramGraphConfig,
@@ -200,14 +192,14 @@ def scaffold_runs(data: Any, task_type: str, rep: str, pred: str, names: list[st
             "n_input": runs[0]["n_input"], "n_used": runs[0]["n_used"], "per_seed": runs}
 
 
-def run_speed(args: argparse.Namespace, payload: dict[str, Any], out: Path) -> None:
+def run_speed(args: argparse.Namespace, run: harness.RunInfo, out: Path) -> None:
     """Embed every HIV molecule; W fitted beforehand on 2000 HIV molecules (not timed)."""
     from molgraph.featurizers import MolGraphFeaturizer, iter_featurize
     from molgraph.methods.ngram.embedding import NGramGraph, ngram_graph_featurizer
 
     card = get_card("hiv")
     smiles = read_molecule_table(dataset_path("hiv"), card.smiles_column).smiles
-    meta = _run_meta(args)
+    load_start = harness.loadavg()
     est = NGramGraph(epochs=args.epochs, batch_size=args.batch_size, max_steps=args.max_steps, seed=args.seed)
     t0 = time.perf_counter()
     est.fit(smiles[:2000], errors="skip")
@@ -220,19 +212,19 @@ def run_speed(args: argparse.Namespace, payload: dict[str, Any], out: Path) -> N
     t0 = time.perf_counter()
     emb = est.embed(smiles, n_jobs=args.n_jobs, errors="skip")
     embed_s = time.perf_counter() - t0
-    payload["speed"] = {
-        **meta, "dataset": "hiv", "n_molecules": len(smiles), "n_embedded": int(len(emb.indices)),
+    speed = {
+        "dataset": "hiv", "n_molecules": len(smiles), "n_embedded": int(len(emb.indices)),
         "n_rejected": len(emb.rejects), "n_jobs": args.n_jobs, "embed_seconds": round(embed_s, 2),
         "embeddings_per_s": round(len(emb.indices) / embed_s, 1),
         "featurizer_graphs_per_s": {k: round(v, 1) for k, v in rates.items()},
         "target_seconds": 60.0, "meets_target": embed_s < 60.0,
         "fit_seconds_2000_molecules": round(fit_s, 2), "fit_info": est.fit_info,
         "what": "NGramGraph.embed(all HIV SMILES): parse + ngram featurizer (n_jobs workers) + X W + walk sums",
-        "loadavg_at_end": list(os.getloadavg()),
+        "loadavg_at_start": load_start, "loadavg_at_end": harness.loadavg(),
     }
-    save_results(out, payload)
+    save_parts(out, [harness.Part("speed", speed, _settings(args, fit_molecules=2000))], run)
     print(f"HIV speed: {len(emb.indices)} embedded in {embed_s:.1f} s ({len(emb.indices) / embed_s:.0f}/s); "
-          f"featurizers {payload['speed']['featurizer_graphs_per_s']} graphs/s", flush=True)
+          f"featurizers {speed['featurizer_graphs_per_s']} graphs/s", flush=True)
 
 
 def format_table(payload: dict[str, Any]) -> str:
@@ -240,7 +232,8 @@ def format_table(payload: dict[str, Any]) -> str:
     main_metric = {"regression": ("rmse", "mae"), "classification": ("roc_auc", "prc_auc")}
     lines = ["| dataset | protocol | metric | N-gram (CBoW W) | N-gram (random W) | Morgan r=2 1024 | predictor |",
              "|---|---|---|---:|---:|---:|---|"]
-    groups: dict[tuple[str, str, str], dict[str, str]] = {}
+    groups: dict[tuple[str, str, str, str], dict[str, str]] = {}
+    labels: dict[tuple[str, str, str, str], str] = {}
     for key, res in sorted(payload.get("runs", {}).items()):
         name, protocol, rep, pred = key.split("/")
         ttype = get_card(name).task_type
@@ -254,8 +247,12 @@ def format_table(payload: dict[str, Any]) -> str:
                 sd = res["std"][metric]
             cell = f"{res['mean'][metric]:.3f}" + (f" ± {sd:.3f}" if sd is not None else "")
             groups.setdefault((name, protocol, pred, metric), {})[rep] = cell
+            # the folds and seeds the run used (a quick run may use fewer than the defaults)
+            labels[(name, protocol, pred, metric)] = {
+                "cv": f"{res.get('folds', 5)}-fold CV", "scaffold": f"balanced scaffold x{len(res.get('seeds', [0, 1, 2]))}",
+                "det_scaffold": "scaffold (deterministic)"}[protocol]
     for (name, protocol, pred, metric), cells in groups.items():
-        proto = {"cv": "5-fold CV", "scaffold": "balanced scaffold x3", "det_scaffold": "scaffold (deterministic)"}[protocol]
+        proto = labels[(name, protocol, pred, metric)]
         lines.append(f"| {name} | {proto} | {metric} | {cells.get('ngram', '-')} | {cells.get('ngram_random', '-')} | "
                      f"{cells.get('morgan', '-')} | {pred} |")
     return "\n".join(lines)
@@ -306,13 +303,12 @@ def main(argv: Sequence[str] | None = None) -> int:
         os.environ["MOLGRAPH_DATA"] = str(args.data_root)
     elif "MOLGRAPH_DATA" not in os.environ and shared.is_dir():
         os.environ["MOLGRAPH_DATA"] = str(shared)
-    payload = load_results(args.out)
-    for other in args.merge:
-        save_results(args.out, load_results(other))
+    run = harness.start_run(argv, script=__file__, distributions=VERSIONED, output=args.out)
+    merge_files(args.out, args.merge, run)
     for name in args.datasets:
-        run_dataset(name, args, payload, args.out)
+        run_dataset(name, args, run, args.out)
     if args.speed:
-        run_speed(args, payload, args.out)
+        run_speed(args, run, args.out)
     if args.table:
         print(format_table(load_results(args.out)))
     return 0
