@@ -236,7 +236,7 @@ def _first_line(doc: str | None) -> str:
 # One registry per kind of name. The home modules register the built-in entries; nothing else
 # lists these names.
 METHODS: Registry[Any] = Registry("method", ("molgraph.methods",))
-ENCODERS: Registry[Callable[..., Any]] = Registry("encoder", ("molgraph.nn",))
+ENCODERS: Registry[Callable[..., Any]] = Registry("encoder", ("molgraph.methods.property.model",))
 MODELS: Registry[dict[str, Any]] = Registry("model", ("molgraph.methods.property.model",))
 NORMS: Registry[Callable[..., Any]] = Registry("norm", ("molgraph.nn.norm",))
 READOUTS: Registry[Any] = Registry("readout", ("molgraph.nn.readout",))

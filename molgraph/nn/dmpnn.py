@@ -102,13 +102,16 @@ class BondMessagePassing(nn.Module):
             if hasattr(module, "reset_parameters"):
                 module.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor) -> Tensor:
-        """Atom embeddings.
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor, batch: Tensor | None = None,
+                batch_size: int | None = None) -> Tensor:
+        """Atom embeddings (the encoders' shared signature; D-MPNN has no per-graph step, so
+        ``batch`` and ``batch_size`` are accepted and not used).
 
         Args:
             x: ``(N, atom_dim)`` float atom features.
             edge_index: ``(2, E)`` int64, edges in reverse pairs (``E`` even).
             edge_attr: ``(E, bond_dim)`` float bond features.
+            batch, batch_size: graph index per node and graph count (unused).
 
         Returns:
             ``(N, hidden_dim)``.

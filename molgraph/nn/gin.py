@@ -80,13 +80,14 @@ class GINEncoder(nn.Module):
             lin.reset_parameters()
             n2.reset_parameters()
 
-    def forward(self, x: Tensor, edge_index: Tensor, batch: Tensor | None = None,
+    def forward(self, x: Tensor, edge_index: Tensor, edge_attr: Tensor | None = None, batch: Tensor | None = None,
                 batch_size: int | None = None) -> Tensor:
-        """Node embeddings of the last layer.
+        """Node embeddings of the last layer (the encoders' shared signature).
 
         Args:
             x: ``(N, in_dim)`` float node features.
             edge_index: ``(2, E)`` int64 (both directions for undirected graphs).
+            edge_attr: ignored: this GIN has no edge features (the TU graphs have none).
             batch: ``(N,)`` graph index per node (``None``: one graph).
             batch_size: number of graphs (saves the per-graph norms a host sync).
 

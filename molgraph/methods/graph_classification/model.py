@@ -90,7 +90,7 @@ class GraphClassifier(nn.Module):
             num_graphs = 1
         else:
             num_graphs = int(batch.num_graphs)
-        h = self.encoder(batch.x, batch.edge_index, index, num_graphs)
+        h = self.encoder(batch.x, batch.edge_index, None, index, num_graphs)
         g = self.readout(h, index, num_graphs)
         if self._config["dropout_on"] == "logits":
             return self.dropout(self.head(g))

@@ -17,12 +17,46 @@ import torch
 from torch import Tensor, nn
 
 from molgraph.featurizers import MolGraphFeaturizer
-from molgraph.registry import MODELS
+from molgraph.registry import ENCODERS, MODELS
 from molgraph.nn import FFN, PROPAGATIONS, BondMessagePassing, GCNEncoder, GINEEncoder, InputEncoder, Readout
 
 __all__ = ["ENCODERS", "MODEL_PRESETS", "PropertyModel", "build_model", "featurizer_input_kwargs"]
 
-ENCODERS = ("dmpnn", "gine", "gcn")
+
+
+# Encoders of PropertyModel: name -> builder(config, atom_in, bond_in) -> module with the shared
+# forward(x, edge_index, edge_attr, batch, batch_size) -> (N, hidden_dim). A builder with
+# ``embeds_inputs = True`` embeds index-encoded features itself (the OGB baselines' per-layer bond
+# tables); otherwise PropertyModel embeds them first. A new encoder is one registration here or in
+# a plugin; PropertyModel never names one.
+def _dmpnn(c: dict[str, Any], atom_in: int, bond_in: int) -> nn.Module:
+    return BondMessagePassing(atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"], c["activation"])
+
+
+def _gcn(c: dict[str, Any], atom_in: int, bond_in: int) -> nn.Module:
+    return GCNEncoder(
+        c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
+        norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
+        residual=c["residual"], atom_cardinalities=c["atom_cardinalities"],
+        bond_cardinalities=c["bond_cardinalities"], norm_eps=c["norm_eps"], propagation=c["gcn_propagation"],
+    )
+
+
+def _gine(c: dict[str, Any], atom_in: int, bond_in: int) -> nn.Module:
+    return GINEEncoder(
+        c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
+        batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
+        atom_cardinalities=c["atom_cardinalities"], bond_cardinalities=c["bond_cardinalities"],
+        norm_eps=c["norm_eps"], message_activation=c["gin_message_activation"],
+        last_activation=c["gin_last_activation"],
+    )
+
+
+_gcn.embeds_inputs = True  # type: ignore[attr-defined]
+_gine.embeds_inputs = True  # type: ignore[attr-defined]
+ENCODERS.register("dmpnn", _dmpnn, help="directed bond message passing (chemprop v2's BondMessagePassing)")
+ENCODERS.register("gine", _gine, help="GIN with bond features, GINEConv (Hu et al. 2020)")
+ENCODERS.register("gcn", _gcn, help="GCN with bond features in the messages (the OGB baseline)")
 
 
 def featurizer_input_kwargs(featurizer: MolGraphFeaturizer) -> dict[str, Any]:
@@ -161,7 +195,7 @@ class PropertyModel(nn.Module):
         # Index-encoded features have no numeric meaning, so they are embedded before the encoder;
         # float features go straight in (the encoders' first Linear is the embedding). The GCN
         # and GINE embed index input themselves, as the OGB baselines do (bond tables per layer).
-        embeds_itself = encoder in ("gcn", "gine")
+        embeds_itself = getattr(ENCODERS[encoder], "embeds_inputs", False)
         self.atom_encoder = (
             InputEncoder(c["atom_dim"], c["hidden_dim"], c["atom_cardinalities"])
             if c["atom_cardinalities"] is not None and not embeds_itself else None
@@ -173,27 +207,7 @@ class PropertyModel(nn.Module):
         atom_in = c["hidden_dim"] if self.atom_encoder is not None else c["atom_dim"]
         bond_in = c["hidden_dim"] if self.bond_encoder is not None else c["bond_dim"]
 
-        self.encoder: nn.Module
-        if encoder == "dmpnn":
-            self.encoder = BondMessagePassing(
-                atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"], c["activation"]
-            )
-        elif encoder == "gcn":
-            self.encoder = GCNEncoder(
-                c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
-                norm=c["norm"] or ("batch" if c["batch_norm"] else "none"), activation=c["activation"],
-                residual=c["residual"], atom_cardinalities=c["atom_cardinalities"],
-                bond_cardinalities=c["bond_cardinalities"], norm_eps=c["norm_eps"],
-                propagation=c["gcn_propagation"],
-            )
-        else:
-            self.encoder = GINEEncoder(
-                c["atom_dim"], c["bond_dim"], c["hidden_dim"], c["depth"], c["dropout"],
-                batch_norm=c["batch_norm"], activation=c["activation"], norm=c["norm"], residual=c["residual"],
-                atom_cardinalities=c["atom_cardinalities"], bond_cardinalities=c["bond_cardinalities"],
-                norm_eps=c["norm_eps"], message_activation=c["gin_message_activation"],
-                last_activation=c["gin_last_activation"],
-            )
+        self.encoder: nn.Module = ENCODERS[encoder](c, atom_in, bond_in)
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(
             c["hidden_dim"] + c["extra_dim"], c["num_tasks"], c["ffn_hidden_dim"],
@@ -261,10 +275,7 @@ class PropertyModel(nn.Module):
             num_graphs = 1
         else:
             num_graphs = int(batch.num_graphs)
-        if isinstance(self.encoder, (GINEEncoder, GCNEncoder)):  # per-graph norms need the batch vector
-            h = self.encoder(x, batch.edge_index, edge_attr, index, num_graphs)  # (N, hidden_dim)
-        else:
-            h = self.encoder(x, batch.edge_index, edge_attr)
+        h = self.encoder(x, batch.edge_index, edge_attr, index, num_graphs)  # (N, hidden_dim)
         g = self.readout(h, index, num_graphs)  # (B, hidden_dim)
         extra_dim = self._config["extra_dim"]
         if extra_dim:
