@@ -2,22 +2,33 @@
 
 For every (dataset, split, seed) the script
 
-1. runs ``molgraph train`` (subprocess, ``--threads`` torch threads) into a run folder,
-2. gives chemprop v2 the *same* split (file rows from ``RUN/splits.json``), seed and settings
-   through ``benchmarks/chemprop_runner.py``, run with chemprop's own interpreter
-   (``--chemprop-python``; chemprop is not a molgraph dependency),
+1. runs ``molgraph train --config models/<model>_<dataset>.toml`` (subprocess, ``--threads`` torch
+   threads) into a run folder, with the anchor's split, the seed, and ``--epochs`` when given:
+   every other setting is the recipe's;
+2. gives chemprop v2 the *same* split (file rows from ``RUN/splits.json``), seed and the D-MPNN
+   recipe's settings (``models/dmpnn_<dataset>.toml``) through ``benchmarks/chemprop_runner.py``,
+   run with chemprop's own interpreter (``--chemprop-python``; chemprop is not a molgraph
+   dependency), with the molgraph run's scaled molecule features as chemprop's ``X_d``;
 3. scores both with the same metric code (``molgraph.train.metrics``) on the same test rows, and
    compares training throughput (molecules/s over the training batches of an epoch, median over
    epochs after the first; featurization and validation excluded) measured in the same run.
+
+Molecule features are the recipe's (``molecule_featurizers``) except where an anchor is marked
+graph-only, and none with ``--no-molecule-features``.
 
 Usage::
 
     python benchmarks/property.py                        # all anchors, 3 seeds, molgraph only
     python benchmarks/property.py --chemprop-python .venv-chemprop/bin/python --jobs 2
-    python benchmarks/property.py --only esol_scaffold --seeds 0 --epochs 5   # a quick look
-    python benchmarks/property.py --only freesolv_random --merge ...   # rerun one anchor, keep the rest
+    python benchmarks/property.py --only esol_scaffold --seeds 0 --epochs 5 --out /tmp/quick.json   # a quick look
+    python benchmarks/property.py --only freesolv_random ...   # rerun one anchor, keep the rest
 
-Writes ``benchmarks/results/property.json`` (atomically) and prints a Markdown table.
+Results (``--out``, default ``benchmarks/results/property.json``) are merged by anchor: a run
+replaces the anchors it ran and keeps the others (listed as ``merged_from_earlier_run``); each
+anchor's record (command, date, machine, versions, and its settings: recipe, recipe values,
+molecule features, epochs, seeds, split) is under ``parts`` (``benchmarks/_harness.py``). A run
+refuses to start when the anchors it would keep were run with another model or number of epochs
+(the table would mix them); write such runs to another ``--out``. Prints a Markdown table.
 """
 
 from __future__ import annotations
@@ -31,39 +42,100 @@ import tempfile
 import time
 from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
-from typing import Any
+from typing import Any, NamedTuple
 
 import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
 
+import _harness as harness  # noqa: E402
 from molgraph.data.registry import dataset_path, get_card  # noqa: E402
-from molgraph.data.sources import atomic_output  # noqa: E402
 from molgraph.data.table import read_molecule_table  # noqa: E402
 from molgraph.train.metrics import compute_metrics  # noqa: E402
 
-# (name, dataset, split, metric, anchor, "<=" or ">=", molecule featurizers); anchors from the issue
-# (its ESOL scaffold anchor 1.05 is Yang et al. 2019's D-MPNN RMSE of 1.050 as recalled, not read from a
-# cited table of the paper). Molecule featurizers follow the
-# dataset's recipe (models/dmpnn_<dataset>.toml): RDKit descriptors for ESOL and FreeSolv, where
-# they lowered the *validation* RMSE on all three seeds (test numbers played no part), as Yang et
-# al.'s "D-MPNN + features"; not for Lipophilicity, where they raised it on 2 of 3 seeds.
-# chemprop gets the same scaled matrix as X_d.
+
+class Anchor(NamedTuple):
+    """One benchmark row: a dataset and split, the metric and the figure to reach."""
+
+    name: str
+    dataset: str
+    split: str  # "scaffold" means --scaffold-split
+    metric: str
+    anchor: float
+    op: str  # "<=" or ">="
+    recipe_features: bool = True  # use the recipe's molecule featurizers (False: graph only)
+
+
+# The anchors and their figures are the issue's; how the molecule features were chosen, and the
+# earlier runs, are in docs/experiments/property.md.
 ANCHORS = [
-    ("esol_scaffold", "esol", "scaffold", "rmse", 1.05, "<=", ()),
-    ("esol_random", "esol", "random", "rmse", 0.60, "<=", ("rdkit_descriptors",)),
-    ("freesolv_random", "freesolv", "random", "rmse", 1.15, "<=", ("rdkit_descriptors",)),
-    ("lipophilicity_scaffold", "lipophilicity", "scaffold", "rmse", 0.70, "<=", ()),
-    ("bbbp_scaffold", "bbbp", "scaffold", "roc_auc", 0.70, ">=", ()),
-    ("tox21_random", "tox21", "random", "roc_auc", 0.84, ">=", ()),
-    ("bace_scaffold", "bace", "scaffold", "roc_auc", 0.80, ">=", ()),
+    # graph only: the anchor is a D-MPNN figure without molecule features (Yang et al. 2019, recalled)
+    Anchor("esol_scaffold", "esol", "scaffold", "rmse", 1.05, "<=", recipe_features=False),
+    Anchor("esol_random", "esol", "random", "rmse", 0.60, "<="),
+    Anchor("freesolv_random", "freesolv", "random", "rmse", 1.15, "<="),
+    Anchor("lipophilicity_scaffold", "lipophilicity", "scaffold", "rmse", 0.70, "<="),
+    Anchor("bbbp_scaffold", "bbbp", "scaffold", "roc_auc", 0.70, ">="),
+    Anchor("tox21_random", "tox21", "random", "roc_auc", 0.84, ">="),
+    Anchor("bace_scaffold", "bace", "scaffold", "roc_auc", 0.80, ">="),
 ]
 
-# matched settings: chemprop v2's defaults except the readout (mean for both; chemprop's CLI
-# default is "norm")
-SETTINGS = dict(hidden_dim=300, depth=3, ffn_hidden_dim=300, ffn_layers=1, dropout=0.0, batch_size=64,
-                warmup_epochs=2, init_lr=1e-4, max_lr=1e-3, final_lr=1e-4, aggregation="mean")
+# chemprop_runner job keys filled from the D-MPNN recipe (runner key -> recipe key)
+CHEMPROP_FROM_RECIPE = {"hidden_dim": "hidden_dim", "depth": "depth", "ffn_hidden_dim": "ffn_hidden_dim",
+                        "ffn_layers": "ffn_layers", "dropout": "dropout", "batch_size": "batch_size",
+                        "warmup_epochs": "warmup_epochs", "init_lr": "init_lr", "max_lr": "max_lr",
+                        "final_lr": "final_lr", "aggregation": "readout"}
+# what the benchmark sets itself for every run: the recipe's values for these are not used
+BENCHMARK_OWNED = ("dataset", "split", "data_seed", "seed", "epochs", "molecule_featurizers")
+# file-level keys of property.json before per-anchor records
+LEGACY_KEYS = ("settings", "machine")
+
+
+def recipe_name(model: str, dataset: str) -> str:
+    return f"{model}_{dataset}"
+
+
+def chemprop_settings(dataset: str) -> dict[str, Any]:
+    """chemprop's job settings from ``models/dmpnn_<dataset>.toml`` (chemprop is a D-MPNN).
+
+    The runner trains with Adam and chemprop's Noam-like schedule only, so a recipe asking for
+    anything else cannot be matched and is refused.
+    """
+    recipe = harness.load_recipe(recipe_name("dmpnn", dataset), required=[*CHEMPROP_FROM_RECIPE.values(), "epochs"])
+    for key, want in (("optimizer", "adam"), ("schedule", "noam"), ("model", "dmpnn")):
+        if recipe.get(key, want) != want:
+            raise ValueError(f"models/{recipe_name('dmpnn', dataset)}.toml: {key} = {recipe[key]!r}, but "
+                             f"chemprop_runner.py can only run {key} = {want!r}")
+    settings = {job_key: recipe[key] for job_key, key in CHEMPROP_FROM_RECIPE.items()} | {"epochs": recipe["epochs"]}
+    # chemprop counts warm-up in whole epochs; the trainer takes fractions (the recipes write 2.0)
+    warmup = float(settings["warmup_epochs"])
+    if not warmup.is_integer():
+        raise ValueError(f"models/{recipe_name('dmpnn', dataset)}.toml: warmup_epochs = {warmup}, but chemprop "
+                         "takes whole warm-up epochs")
+    settings["warmup_epochs"] = int(warmup)
+    return settings
+
+
+def run_config(anchor: Anchor, model: str, args: argparse.Namespace, workdir: Path) -> dict[str, Any]:
+    """The recipe a run uses, as a ``--config`` file, and what the benchmark records of it.
+
+    The recipe file itself when its molecule features are used; otherwise a copy without
+    ``molecule_featurizers`` in ``workdir`` (the command line can add featurizers, not remove them).
+    """
+    name = recipe_name(model, anchor.dataset)
+    path = harness.recipe_path(name)
+    recipe = harness.load_recipe(name, required=["epochs"])
+    features = list(recipe.get("molecule_featurizers", []))
+    if features and (not anchor.recipe_features or args.no_molecule_features):
+        import tomli_w
+
+        features = []
+        path = workdir / f"{name}.graph_only.toml"
+        path.write_text(tomli_w.dumps({k: v for k, v in recipe.items() if k != "molecule_featurizers"}))
+    return {"path": path, "recipe": f"models/{name}.toml", "molecule_featurizers": features,
+            "epochs": args.epochs or recipe["epochs"],
+            "recipe_settings": {k: v for k, v in recipe.items() if k not in BENCHMARK_OWNED}}
 
 
 def _env(threads: int) -> dict[str, str]:
@@ -72,18 +144,13 @@ def _env(threads: int) -> dict[str, str]:
     return env
 
 
-def run_molgraph(name: str, dataset: str, split: str, seed: int, epochs: int, model: str, workdir: Path,
+def run_molgraph(name: str, dataset: str, split: str, seed: int, config: dict[str, Any], workdir: Path,
                  threads: int, extra: list[str]) -> dict[str, Any]:
-    run_dir = workdir / f"molgraph-{model}-{name}-seed{seed}"
-    cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--dataset", dataset, "--split", split,
-           "--data-seed", str(seed), "--seed", str(seed), "--epochs", str(epochs), "--model", model,
-           "--accelerator", "cpu", "--no-progress", "-o", str(run_dir),
-           "-b", str(SETTINGS["batch_size"]), "--warmup-epochs", str(SETTINGS["warmup_epochs"]),
-           "--init-lr", str(SETTINGS["init_lr"]), "--max-lr", str(SETTINGS["max_lr"]),
-           "--final-lr", str(SETTINGS["final_lr"]), *extra]
-    if model == "dmpnn":
-        cmd += ["--hidden-dim", str(SETTINGS["hidden_dim"]), "--depth", str(SETTINGS["depth"]),
-                "--ffn-hidden-dim", str(SETTINGS["ffn_hidden_dim"]), "--readout", SETTINGS["aggregation"]]
+    """``molgraph train`` with the recipe as ``--config``; the anchor's split, the seed and the epochs on top."""
+    run_dir = workdir / f"molgraph-{Path(config['recipe']).stem}-{name}-seed{seed}"
+    cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--config", str(config["path"]),
+           "--dataset", dataset, "--split", split, "--data-seed", str(seed), "--seed", str(seed),
+           "--epochs", str(config["epochs"]), "--accelerator", "cpu", "--no-progress", "-o", str(run_dir), *extra]
     t0 = time.perf_counter()
     proc = subprocess.run(cmd, cwd=ROOT, env=_env(threads), capture_output=True, text=True)
     if proc.returncode != 0:
@@ -119,15 +186,15 @@ def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str)
     return str(path)
 
 
-def run_chemprop(python: str, name: str, dataset: str, seed: int, epochs: int, run_dir: Path, workdir: Path,
-                 threads: int) -> dict[str, Any]:
+def run_chemprop(python: str, name: str, dataset: str, seed: int, settings: dict[str, Any], run_dir: Path,
+                 workdir: Path, threads: int) -> dict[str, Any]:
+    """chemprop v2 on the molgraph run's split and seed, with ``settings`` (:func:`chemprop_settings`)."""
     card = get_card(dataset)
     splits = json.loads((run_dir / "splits.json").read_text())
     extra = _shared_extra_features(run_dir, dataset, workdir, f"{run_dir.name}")
     job = {"extra_features_npy": extra, "csv": str(dataset_path(dataset)), "smiles_column": card.smiles_column,
            "target_columns": list(card.target_columns), "task_type": card.task_type,
-           "split": {k: splits[k] for k in ("train", "val", "test")}, "seed": seed, "epochs": epochs,
-           "threads": threads, **SETTINGS}
+           "split": {k: splits[k] for k in ("train", "val", "test")}, "seed": seed, "threads": threads, **settings}
     job_path = workdir / f"chemprop-{name}-seed{seed}.job.json"
     out_path = workdir / f"chemprop-{name}-seed{seed}.out.json"
     job_path.write_text(json.dumps(job))
@@ -151,8 +218,11 @@ def _table(entries: list[dict[str, Any]]) -> list[str]:
              "accuracy ratio | molgraph mol/s | chemprop mol/s | speed ratio |",
              "|---|---|---|---|---|---|---|---|---|---|---|"]
     for e in entries:
-        args = e.get("train_args", [])
-        feats = " ".join(args[args.index("--molecule-featurizers") + 1:]) if "--molecule-featurizers" in args else "-"
+        if "molecule_featurizers" in e:
+            feats = " ".join(e["molecule_featurizers"]) or "-"
+        else:  # entries from before the recipes were read carried the features in their train_args
+            args = e.get("train_args", [])
+            feats = " ".join(args[args.index("--molecule-featurizers") + 1:]) if "--molecule-featurizers" in args else "-"
         cp = e.get("chemprop")
         cells = [e["name"], e["metric"], f"{e['op']} {e['anchor']}", feats,
                  f"{e['molgraph']['mean']:.3f} ± {e['molgraph']['std']:.3f}", "yes" if e["pass"] else "NO",
@@ -164,22 +234,34 @@ def _table(entries: list[dict[str, Any]]) -> list[str]:
     return lines
 
 
-def _train_args(anchor: tuple, args: argparse.Namespace) -> list[str]:
-    features = () if args.no_molecule_features else anchor[6]
-    return ([*args.train_args, "--molecule-featurizers", *features] if features else list(args.train_args))
-
-
 def _summary(values: list[float]) -> dict[str, float]:
     arr = np.asarray(values, dtype=float)
     return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0, "n": int(arr.size)}
 
 
+def check_kept(results: dict[str, Any], rerun: set[str], model: str, epochs_for: dict[str, int]) -> None:
+    """Refuse to keep anchors that were run with another model or number of epochs than this run's."""
+    clashes = []
+    for name, entry in results.get("anchors", {}).items():
+        if name in rerun:
+            continue
+        settings = harness.part_settings(results, ("anchors", name)) or {}
+        want = {"model": model, "epochs": epochs_for.get(entry.get("dataset"), None)}
+        for key, value in want.items():
+            if key in settings and value is not None and settings[key] != value:
+                clashes.append(f"{name}: {key} {settings[key]} (this run: {value})")
+    if clashes:
+        raise SystemExit("the results file keeps anchors run with other settings: " + "; ".join(clashes)
+                         + ". Rerun those anchors too, or write this run to another --out.")
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--only", nargs="+", default=None, help=f"anchors to run: {[a[0] for a in ANCHORS]}")
+    ap.add_argument("--only", nargs="+", default=None, help=f"anchors to run: {[a.name for a in ANCHORS]}")
     ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
-    ap.add_argument("--epochs", type=int, default=50)
-    ap.add_argument("--model", default="dmpnn", choices=("dmpnn", "gin"))
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
+    ap.add_argument("--model", default="dmpnn", choices=("dmpnn", "gin"),
+                    help="which recipe trains molgraph: models/<model>_<dataset>.toml (default dmpnn)")
     ap.add_argument("--scaffold-split", default="balanced_scaffold", choices=("balanced_scaffold", "scaffold"),
                     help="split for the *_scaffold anchors (default balanced_scaffold: the protocol of Yang et "
                          "al. 2019, whose ESOL RMSE, recalled as 1.050, is the anchor; 'scaffold' is the deterministic "
@@ -191,75 +273,87 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--workdir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property.json")
     ap.add_argument("--no-molecule-features", action="store_true",
-                    help="ignore the anchors' molecule featurizers (graph only, as chemprop's defaults)")
+                    help="ignore the recipes' molecule featurizers (graph only, as chemprop's defaults)")
     ap.add_argument("--merge", action="store_true",
-                    help="keep the other anchors of an existing --out file (with --only: rerun some anchors)")
+                    help="keep the other anchors of an existing --out file: always done now (the flag is "
+                         "accepted so that older command lines still run)")
     ap.add_argument("--train-args", nargs=argparse.REMAINDER, default=[], help="extra `molgraph train` flags")
     args = ap.parse_args(argv)
+    unknown = sorted(set(args.only or ()) - {a.name for a in ANCHORS})
+    if unknown:
+        ap.error(f"--only: no anchor {', '.join(unknown)} (have {', '.join(a.name for a in ANCHORS)})")
 
     python = args.chemprop_python
     if python is None and (ROOT / ".venv-chemprop" / "bin" / "python").exists():
         python = str(ROOT / ".venv-chemprop" / "bin" / "python")
-    anchors = [a for a in ANCHORS if args.only is None or a[0] in args.only]
+    anchors = [a for a in ANCHORS if args.only is None or a.name in args.only]
     workdir = args.workdir or Path(tempfile.mkdtemp(prefix="molgraph-bench-"))
     workdir.mkdir(parents=True, exist_ok=True)
+    configs = {a.name: run_config(a, args.model, args, workdir) for a in anchors}
+    cp_settings = {a.dataset: chemprop_settings(a.dataset) for a in anchors} if python else {}
+    for cp in cp_settings.values():
+        cp["epochs"] = args.epochs or cp["epochs"]
+    # checked before training, not after hours of it
+    epochs_for = {a.dataset: args.epochs or harness.load_recipe(recipe_name(args.model, a.dataset))["epochs"]
+                  for a in ANCHORS}
+    check_kept(harness.read_results(args.out), {a.name for a in anchors}, args.model, epochs_for)
+    run = harness.start_run(argv, script=__file__, distributions=("rdkit", "torch", "numpy", "molgraph"),
+                            output=args.out)
 
-    def job(anchor: tuple, seed: int) -> tuple[str, int, dict[str, Any]]:
-        name, dataset, split = anchor[:3]
-        if split == "scaffold":
-            split = args.scaffold_split
-        res: dict[str, Any] = {"molgraph": run_molgraph(name, dataset, split, seed, args.epochs, args.model,
-                                                        workdir, args.threads, _train_args(anchor, args))}
+    def job(anchor: Anchor, seed: int) -> tuple[str, int, dict[str, Any]]:
+        split = args.scaffold_split if anchor.split == "scaffold" else anchor.split
+        res: dict[str, Any] = {"molgraph": run_molgraph(anchor.name, anchor.dataset, split, seed, configs[anchor.name],
+                                                        workdir, args.threads, list(args.train_args))}
         if python:
-            res["chemprop"] = run_chemprop(python, name, dataset, seed, args.epochs, Path(res["molgraph"]["run_dir"]),
-                                           workdir, args.threads)
-        print(f"{name} seed {seed}: " + ", ".join(
-            f"{k} {anchor[3]}={v['test'][anchor[3]]:.4f} ({v['train_molecules_per_second']:.0f} mol/s)"
+            res["chemprop"] = run_chemprop(python, anchor.name, anchor.dataset, seed, cp_settings[anchor.dataset],
+                                           Path(res["molgraph"]["run_dir"]), workdir, args.threads)
+        print(f"{anchor.name} seed {seed}: " + ", ".join(
+            f"{k} {anchor.metric}={v['test'][anchor.metric]:.4f} ({v['train_molecules_per_second']:.0f} mol/s)"
             for k, v in res.items()), file=sys.stderr, flush=True)
-        return name, seed, res
+        return anchor.name, seed, res
 
     tasks = [(a, s) for a in anchors for s in args.seeds]
     with ThreadPoolExecutor(max_workers=args.jobs) as pool:
         done = list(pool.map(lambda t: job(*t), tasks))
 
-    results: dict[str, Any] = {
-        "settings": {**SETTINGS, "epochs": args.epochs, "seeds": args.seeds, "model": args.model,
-                     "scaffold_split": args.scaffold_split,
-                     "threads": args.threads, "jobs": args.jobs, "train_args": args.train_args},
-        "machine": {"cpus": os.cpu_count(), "python": sys.version.split()[0]},
-        "anchors": {},
-    }
-    if args.merge and args.out.exists():
-        previous = json.loads(args.out.read_text())
-        if previous.get("settings", {}).get("epochs") != args.epochs:
-            raise SystemExit(f"--merge: {args.out} was run with other settings; rerun all anchors instead")
-        rerun = {a[0] for a in anchors}
-        results["anchors"] = {k: v for k, v in previous.get("anchors", {}).items() if k not in rerun}
-        results["merged_from_earlier_run"] = sorted(results["anchors"])
+    parts = []
     for spec in anchors:
-        name, dataset, split, metric, anchor, op = spec[:6]
-        runs = {seed: res for n, seed, res in done if n == name}
-        ours = _summary([r["molgraph"]["test"][metric] for r in runs.values()])
-        ok = ours["mean"] <= anchor if op == "<=" else ours["mean"] >= anchor
-        entry: dict[str, Any] = {"dataset": dataset, "split": args.scaffold_split if split == "scaffold" else split,
-                                 "metric": metric, "anchor": anchor, "op": op, "molgraph": ours, "pass": bool(ok),
+        config = configs[spec.name]
+        split = args.scaffold_split if spec.split == "scaffold" else spec.split
+        runs = {seed: res for n, seed, res in done if n == spec.name}
+        ours = _summary([r["molgraph"]["test"][spec.metric] for r in runs.values()])
+        ok = ours["mean"] <= spec.anchor if spec.op == "<=" else ours["mean"] >= spec.anchor
+        entry: dict[str, Any] = {"dataset": spec.dataset, "split": split, "metric": spec.metric, "anchor": spec.anchor,
+                                 "op": spec.op, "molgraph": ours, "pass": bool(ok),
                                  "runs": {str(k): v for k, v in runs.items()},
-                                 "train_args": _train_args(spec, args), "seeds": args.seeds}
+                                 "molecule_featurizers": config["molecule_featurizers"],
+                                 "train_args": list(args.train_args), "seeds": args.seeds}
         entry["molgraph_molecules_per_second"] = _summary([r["molgraph"]["train_molecules_per_second"]
                                                            for r in runs.values()])
         if python:
-            theirs = _summary([r["chemprop"]["test"][metric] for r in runs.values()])
+            theirs = _summary([r["chemprop"]["test"][spec.metric] for r in runs.values()])
             cp_speed = _summary([r["chemprop"]["train_molecules_per_second"] for r in runs.values()])
             # accuracy ratio > 1 means molgraph is better (error ratio inverted for RMSE)
-            acc_ratio = theirs["mean"] / ours["mean"] if metric == "rmse" else ours["mean"] / theirs["mean"]
+            acc_ratio = theirs["mean"] / ours["mean"] if spec.metric == "rmse" else ours["mean"] / theirs["mean"]
             entry.update(chemprop=theirs, chemprop_molecules_per_second=cp_speed, accuracy_ratio=acc_ratio,
                          speed_ratio=entry["molgraph_molecules_per_second"]["mean"] / cp_speed["mean"])
-        results["anchors"][name] = entry
-    lines = _table([results["anchors"][a[0]] | {"name": a[0]} for a in ANCHORS if a[0] in results["anchors"]])
-    results["table"] = "\n".join(lines)
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out, "w", encoding="utf-8") as fh:
-        json.dump(results, fh, indent=2)
+        settings = {"model": args.model, "recipe": config["recipe"], "recipe_settings": config["recipe_settings"],
+                    "molecule_featurizers": config["molecule_featurizers"], "epochs": config["epochs"],
+                    "seeds": args.seeds, "split": split, "threads": args.threads, "jobs": args.jobs,
+                    "train_args": list(args.train_args),
+                    "chemprop": ({"recipe": f"models/{recipe_name('dmpnn', spec.dataset)}.toml",
+                                  **cp_settings[spec.dataset]} if python else None)}
+        parts.append(harness.Part(("anchors", spec.name), entry, settings))
+    rerun = {a.name for a in anchors}
+
+    def finalize(results: dict[str, Any]) -> None:
+        # derived from every anchor in the file, kept ones included
+        results["merged_from_earlier_run"] = sorted(set(results["anchors"]) - rerun)
+        results["table"] = "\n".join(_table([results["anchors"][a.name] | {"name": a.name} for a in ANCHORS
+                                              if a.name in results["anchors"]]))
+
+    results = harness.update_results(args.out, parts, run, benchmark="property", legacy_keys=LEGACY_KEYS,
+                                     finalize=finalize)
     print(results["table"])
     print(f"results: {args.out}; run folders: {workdir}", file=sys.stderr)
     return 0

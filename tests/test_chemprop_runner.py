@@ -131,3 +131,28 @@ def test_chemprop_runner_esol_tiny(tmp_path: Path) -> None:
     assert a["test_predictions"] == b["test_predictions"]
     assert a["val_predictions"] == b["val_predictions"]
     assert a["best_epoch"] == b["best_epoch"]
+
+
+def _module(path: Path, name: str):
+    import importlib.util
+
+    spec = importlib.util.spec_from_file_location(name, path)
+    module = importlib.util.module_from_spec(spec)
+    spec.loader.exec_module(module)
+    return module
+
+
+def test_property_benchmark_jobs_from_recipes_pass_the_runner_checks(tmp_path: Path) -> None:
+    """benchmarks/property.py fills chemprop's settings from models/dmpnn_<dataset>.toml: every anchor's
+    job must be one the runner accepts (e.g. whole warm-up epochs where the recipe writes 2.0)."""
+    runner = _module(RUNNER, "_chemprop_runner_under_test")
+    bench = _module(REPO / "benchmarks" / "property.py", "_property_benchmark_under_test")
+    for anchor in bench.ANCHORS:
+        settings = bench.chemprop_settings(anchor.dataset)
+        recipe = tomllib.loads((REPO / "models" / f"dmpnn_{anchor.dataset}.toml").read_text())
+        assert settings["hidden_dim"] == recipe["model"]["hidden_dim"]
+        assert settings["aggregation"] == recipe["model"]["readout"]
+        assert settings["max_lr"] == recipe["optim"]["max_lr"]
+        loaded = runner.load_job(_esol_job(tmp_path, **settings))  # ESOL's rows, the anchor's settings
+        assert loaded["warmup_epochs"] == int(recipe["optim"]["warmup_epochs"]), anchor.name
+        assert loaded["epochs"] == recipe["optim"]["epochs"]
