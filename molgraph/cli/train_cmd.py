@@ -79,7 +79,9 @@ def register(subparsers: argparse._SubParsersAction, argv: Sequence[str] | None 
         formatter_class=argparse.RawDescriptionHelpFormatter,
         argument_default=argparse.SUPPRESS,  # "not given": lets the config file supply the value
     )
-    p.add_argument("--method", choices=list(METHODS), default="property",
+    # default: the method the command line implies (--method, else the resumed run's or the
+    # --config file's `method`), so `--resume RUN_DIR` alone continues a run of any method
+    p.add_argument("--method", choices=list(METHODS), default=name,
                    help="the method (default property): " + "; ".join(f"{n}: {METHODS.entry(n).help}" for n in METHODS))
     p.add_argument("--config", "--config-path", dest="config", type=Path, help="TOML settings file (a models/ recipe)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
@@ -114,7 +116,8 @@ def _load_settings(args: argparse.Namespace, method: Any) -> Any:
         source = str(args.config)
     else:
         file_values, source = {}, "config"
-    saved_method = file_values.get("method", "property")
+    # a file without `method` (molgraph 0.1 recipes, hand-written ones) is read as the chosen method's
+    saved_method = file_values.get("method", method.name)
     if saved_method != method.name:
         raise ValueError(f"{source} holds settings of method {saved_method!r}, not {method.name!r}: "
                          f"give --method {saved_method} or another file")
@@ -128,7 +131,11 @@ def run(args: argparse.Namespace) -> int:
     from molgraph.train.runner import validate_config
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
-    method = METHODS[getattr(args, "method", "property")]
+    try:
+        method = METHODS[getattr(args, "method", "property")]
+    except KeyError as exc:  # a run of a plugin method whose plugin is not loaded
+        return error_exit(f"{_message(exc)} (a plugin method is found through $MOLGRAPH_PLUGINS or the "
+                          "molgraph.plugins entry points)")
     resume = getattr(args, "resume", None)
     if getattr(method, "config_class", None) in (None, type(None)):
         return error_exit(f"method {method.name!r} does not train through `molgraph train`: {method.help}")
