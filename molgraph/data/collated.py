@@ -1,15 +1,35 @@
 """Many graphs in a few tensors: the storage behind datasets, caches and ``molgraph featurize`` files.
 
-All graphs' node rows are concatenated into one ``x``, their edges into one ``edge_index``
-(node indices local to each graph) and ``edge_attr``; ``atom_ptr``/``edge_ptr`` (length
-``num_graphs + 1``) mark where each graph starts. Indexing returns a ``Data`` whose tensors are
-views (no copy). The file format is a plain dict of tensors, lists and strings, so it loads with
+All graphs' node rows are concatenated, their edges into one ``edge_index`` (node indices local
+to each graph); ``atom_ptr``/``edge_ptr`` (length ``num_graphs + 1``) mark where each graph
+starts. Indexing returns a ``Data`` whose tensors are views (no copy).
+
+**Fields.** Every other tensor is a *field* with an explicitly declared *level*
+(:data:`LEVELS`), stored in :attr:`CollatedGraphs.fields` (name -> level):
+
+* ``"node"``: one row per node, ``(total_nodes, ...)`` (``x``, ``pos``, ``z``, ``forces``, masks);
+* ``"edge"``: one row per edge, ``(total_edges, ...)`` (``edge_attr``, edge times);
+* ``"graph"``: one row per graph, ``(num_graphs, ...)`` (``energy``, ``y``).
+
+The level is never guessed from a tensor's length (a molecule with as many atoms as bonds would
+make that ambiguous); a field's length is checked against its level's count instead. Batching
+(:class:`molgraph.data.loader.GraphBatcher`) gathers each field by its level, so any field
+travels to the model. Molecule graphs from the featurizers carry ``x`` (node) and
+``edge_attr`` (edge), and ``pos``/``z`` (node) when 3D; 3D sets (QM9, rMD17) carry ``z``,
+``pos`` and their targets and no ``x``.
+
+**Files.** The file format is a plain dict of tensors, lists and strings, so it loads with
 ``torch.load(path, weights_only=True)`` (no pickled code), or an ``.npz`` with the same keys.
+A file whose fields are exactly the historical ones (``x``, ``edge_attr``, optionally ``pos``
+and ``z``) is written in format ``molgraph.collated_graphs/1``, byte for byte as before fields
+existed, so older molgraph versions still read it; any other field set is written in format
+``/2``, which adds ``fields_json`` (the name -> level mapping, in order) and stores each field
+under its name. Both formats load.
 
 :class:`CollatedArrays` is the same content as numpy arrays: it collates and writes a graph file
 without importing torch or PyG (``molgraph featurize ... -o graphs.npz`` needs neither), and
-:meth:`CollatedGraphs.from_arrays` and :meth:`CollatedGraphs.save` go through it, so both write
-the same file. torch and PyG are imported on first use.
+:meth:`CollatedGraphs.from_arrays` goes through it, so both write the same file. torch and PyG
+are imported on first use.
 """
 
 from __future__ import annotations
@@ -18,7 +38,7 @@ import json
 import zipfile
 from dataclasses import dataclass, field
 from pathlib import Path
-from typing import TYPE_CHECKING, IO, Any, Iterable, Iterator, NamedTuple, Sequence
+from typing import TYPE_CHECKING, IO, Any, Iterable, Iterator, Mapping, NamedTuple, Sequence
 
 import numpy as np
 
@@ -31,9 +51,82 @@ if TYPE_CHECKING:
 
     from molgraph.featurizers.batch import PackedChunk
 
-__all__ = ["CollatedArrays", "CollatedGraphs", "GraphFileSummary", "save_chunks"]
+__all__ = [
+    "FORMAT",
+    "FORMAT_FIELDS",
+    "LEVELS",
+    "CollatedArrays",
+    "CollatedGraphs",
+    "GraphFileSummary",
+    "GraphSelection",
+    "save_chunks",
+]
 
-FORMAT = "molgraph.collated_graphs/1"
+FORMAT = "molgraph.collated_graphs/1"  # x, edge_attr (+ pos, z): the historical layout
+FORMAT_FIELDS = "molgraph.collated_graphs/2"  # any fields, with their levels in fields_json
+LEVELS = ("node", "edge", "graph")
+# Keys with a structural meaning in the file or in a batch: never field names.
+RESERVED = frozenset({
+    "format", "fields_json", "meta_json", "edge_index", "atom_ptr", "edge_ptr", "smiles", "rows",
+    "batch", "ptr", "index", "num_nodes", "num_graphs",
+})
+# PyG gives names containing these words a meaning of their own when it batches or separates
+# a Data ("index"/"face": concatenated along the last dim and offset by the node count; "batch":
+# offset by its maximum; "adj": sparse): a field named so would be re-offset by PyG's own code.
+_PYG_SPECIAL_WORDS = ("index", "face", "batch", "adj")
+_LEGACY_LEVELS = {"x": "node", "edge_attr": "edge", "pos": "node", "z": "node"}
+
+
+def check_field(name: Any, level: Any) -> None:
+    """Raise ``ValueError`` unless ``name`` is a usable field name and ``level`` one of :data:`LEVELS`."""
+    if not isinstance(name, str) or not name.isidentifier():
+        raise ValueError(f"field name must be a Python identifier, got {name!r}")
+    if name in RESERVED:
+        raise ValueError(f"field name {name!r} is reserved (structural key of graph files and batches)")
+    special = next((w for w in _PYG_SPECIAL_WORDS if w in name), None)
+    if special is not None:
+        raise ValueError(f"field name {name!r} contains {special!r}, which PyG treats as an index/batch "
+                         f"tensor (offset when batching); store the data under another name")
+    if level not in LEVELS:
+        raise ValueError(f"field {name!r}: level must be one of {LEVELS}, got {level!r}")
+
+
+def _is_legacy(levels: Mapping[str, str]) -> bool:
+    """Whether these fields fit format /1 (x and edge_attr, optionally pos and z together)."""
+    names = set(levels)
+    if names not in ({"x", "edge_attr"}, {"x", "edge_attr", "pos", "z"}):
+        return False
+    return all(levels[n] == _LEGACY_LEVELS[n] for n in names)
+
+
+def _file_members(
+    edge_index: Any, atom_ptr: Any, edge_ptr: Any, smiles: list[str], meta: dict[str, Any], rows: Any,
+    levels: Mapping[str, str], values: Mapping[str, Any],
+) -> dict[str, Any]:
+    """A graph file's members, in file order (numpy or torch values, as given).
+
+    Format /1 when the fields are the historical ones (same members and order as before fields
+    existed), else format /2.
+    """
+    meta_json = json.dumps(meta, sort_keys=True)
+    if _is_legacy(levels):
+        out: dict[str, Any] = {
+            "format": FORMAT,
+            "x": values["x"], "edge_index": edge_index, "edge_attr": values["edge_attr"],
+            "atom_ptr": atom_ptr, "edge_ptr": edge_ptr, "smiles": smiles, "meta_json": meta_json,
+        }
+        if "pos" in levels:
+            out["pos"], out["z"] = values["pos"], values["z"]
+    else:
+        out = {
+            "format": FORMAT_FIELDS, "edge_index": edge_index, "atom_ptr": atom_ptr, "edge_ptr": edge_ptr,
+            "smiles": smiles, "meta_json": meta_json, "fields_json": json.dumps(dict(levels)),
+        }
+        out.update((name, values[name]) for name in levels)
+    if rows is not None:
+        out["rows"] = rows
+    return out
+
 
 # zlib level of ``.npz`` members. numpy's savez_compressed uses zlib's default (6); level 1 writes
 # HIV's 41k graphs about 2.5x faster (1.6 s -> 0.6 s) into a file about 2.4x larger (5 MB -> 12 MB,
@@ -92,7 +185,9 @@ class CollatedArrays:
 
     Built from per-molecule :class:`GraphArrays` (:meth:`from_arrays`) or from the packed chunks of
     :func:`molgraph.featurizers.batch.iter_featurize_chunks` (:meth:`from_chunks`); both give the
-    arrays :meth:`CollatedGraphs.from_arrays` would.
+    arrays :meth:`CollatedGraphs.from_arrays` would. ``fields`` holds further fields as
+    ``name -> (level, array)`` (see the module doc); ``x``/``edge_attr``/``pos``/``z`` are the
+    molecule fields the featurizers make.
     """
 
     x: np.ndarray
@@ -105,6 +200,7 @@ class CollatedArrays:
     z: np.ndarray | None = None
     meta: dict[str, Any] = field(default_factory=dict)
     rows: np.ndarray | None = None
+    fields: dict[str, tuple[str, np.ndarray]] = field(default_factory=dict)
 
     def __len__(self) -> int:
         return len(self.smiles)
@@ -153,19 +249,22 @@ class CollatedArrays:
             rows=np.array(rows, dtype=np.int64) if rows is not None else None,
         )
 
+    def _all_fields(self) -> dict[str, tuple[str, np.ndarray]]:
+        out: dict[str, tuple[str, np.ndarray]] = {"x": ("node", self.x), "edge_attr": ("edge", self.edge_attr)}
+        if self.pos is not None:
+            out["pos"], out["z"] = ("node", self.pos), ("node", self.z)
+        for name, (level, value) in self.fields.items():
+            if name in out:
+                raise ValueError(f"field {name!r} is given twice (as an attribute and in fields)")
+            check_field(name, level)
+            out[name] = (level, value)
+        return out
+
     def to_dict(self) -> dict[str, Any]:
         """The file's content with numpy arrays (:meth:`CollatedGraphs.to_dict` has tensors)."""
-        out: dict[str, Any] = {
-            "format": FORMAT,
-            "x": self.x, "edge_index": self.edge_index, "edge_attr": self.edge_attr,
-            "atom_ptr": self.atom_ptr, "edge_ptr": self.edge_ptr, "smiles": self.smiles,
-            "meta_json": json.dumps(self.meta, sort_keys=True),
-        }
-        if self.pos is not None:
-            out["pos"], out["z"] = self.pos, self.z
-        if self.rows is not None:
-            out["rows"] = self.rows
-        return out
+        fields = self._all_fields()
+        return _file_members(self.edge_index, self.atom_ptr, self.edge_ptr, self.smiles, self.meta, self.rows,
+                             {n: lv for n, (lv, _) in fields.items()}, {n: v for n, (_, v) in fields.items()})
 
     def save(self, path: str | Path) -> Path:
         """Write atomically to ``.pt`` or ``.npz``: the same file as :meth:`CollatedGraphs.save`."""
@@ -181,6 +280,7 @@ class CollatedArrays:
         return CollatedGraphs(
             t(self.x), t(self.edge_index), t(self.edge_attr), t(self.atom_ptr), t(self.edge_ptr), self.smiles,
             t(self.pos), t(self.z), self.meta, t(self.rows),
+            fields={name: (level, t(value)) for name, (level, value) in self.fields.items()},
         )
 
 
@@ -286,26 +386,65 @@ def save_chunks(
     return summary
 
 
-class CollatedGraphs(Sequence["Data"]):
-    """A read-only sequence of graphs stored as concatenated tensors.
+def ranges(starts: np.ndarray, lengths: np.ndarray) -> np.ndarray:
+    """Concatenation of ``arange(s, s + n)`` for each (s, n), without a Python loop (int64)."""
+    total = int(lengths.sum())
+    if total == 0:
+        return np.zeros(0, dtype=np.int64)
+    offsets = np.cumsum(lengths) - lengths  # where each range starts in the output
+    return np.repeat(starts - offsets, lengths) + np.arange(total, dtype=np.int64)
+
+
+class GraphSelection(NamedTuple):
+    """Where the rows of some graphs lie in a :class:`CollatedGraphs` (see :meth:`CollatedGraphs.select`).
 
     Attributes:
-        x: ``(total_atoms, atom_dim)``.
-        edge_index: ``(2, total_edges)``, node indices local to each graph.
-        edge_attr: ``(total_edges, bond_dim)``.
-        atom_ptr, edge_ptr: ``(num_graphs + 1,)`` int64 offsets.
-        smiles: one string per graph.
-        pos: ``(total_atoms, 3)`` float32 angstrom, or ``None`` (only kept when every graph has it).
-        z: ``(total_atoms,)`` atomic numbers, with ``pos``.
-        meta: free JSON-serializable metadata (featurizer config, source file, ...).
+        index: ``(B,)`` int64 the selected graphs, in order.
+        node_sel, edge_sel: int64 tensors, positions of their node rows / edges in the storage.
+        node_ptr, edge_ptr: ``(B + 1,)`` int64 numpy offsets of each selected graph's nodes /
+            edges in the gathered rows.
+        num_nodes, num_edges: ``(B,)`` int64 numpy counts per selected graph.
+    """
+
+    index: np.ndarray
+    node_sel: "torch.Tensor"
+    edge_sel: "torch.Tensor"
+    node_ptr: np.ndarray
+    edge_ptr: np.ndarray
+    num_nodes: np.ndarray
+    num_edges: np.ndarray
+
+
+class CollatedGraphs(Sequence["Data"]):
+    """A read-only sequence of graphs stored as concatenated tensors, with declared fields.
+
+    Args:
+        x, edge_attr, pos, z: the molecule fields (levels node, edge, node, node), or ``None``.
+        edge_index: ``(2, total_edges)`` integer, node indices local to each graph.
+        atom_ptr, edge_ptr: ``(num_graphs + 1,)`` int64 offsets of each graph's nodes / edges.
+        smiles: one string per graph (an id for graphs that are not molecules).
+        meta: free JSON-serializable metadata (featurizer config, source file, units, ...).
         rows: ``(num_graphs,)`` int64 position of each graph's molecule in its input, or ``None``.
+        fields: further fields, ``name -> (level, tensor)``; each tensor's first dimension must
+            be its level's count (nodes, edges or graphs). See the module doc.
+
+    Attributes:
+        fields: name -> level of every field (``x``, ``edge_attr``, ``pos``, ``z`` included when
+            present), in storage order. Each field is also an attribute (``graphs.forces``).
+        x: ``(total_atoms, atom_dim)`` or ``None``; ``edge_attr``: ``(total_edges, bond_dim)`` or
+            ``None``; ``pos``: ``(total_atoms, 3)`` angstrom or ``None``; ``z``: ``(total_atoms,)``
+            atomic numbers or ``None``.
+
+    Raises:
+        ValueError: pointers that do not match the tensors, a field whose length is not its
+            level's count, a bad field name or level (the message names the field).
     """
 
     def __init__(
         self,
-        x: torch.Tensor,
+        x: torch.Tensor | None,
         edge_index: torch.Tensor,
-        edge_attr: torch.Tensor,
+        edge_attr: torch.Tensor | None,
         atom_ptr: torch.Tensor,
         edge_ptr: torch.Tensor,
         smiles: list[str],
@@ -313,22 +452,110 @@ class CollatedGraphs(Sequence["Data"]):
         z: torch.Tensor | None = None,
         meta: dict[str, Any] | None = None,
         rows: torch.Tensor | None = None,
+        *,
+        fields: Mapping[str, tuple[str, torch.Tensor]] | None = None,
     ):
         if rows is not None and len(rows) != len(smiles):
             raise ValueError("rows needs one entry per graph")
         if len(atom_ptr) != len(smiles) + 1 or len(edge_ptr) != len(smiles) + 1:
             raise ValueError("atom_ptr and edge_ptr need num_graphs + 1 entries")
-        if int(atom_ptr[-1]) != x.shape[0] or int(edge_ptr[-1]) != edge_index.shape[1]:
+        if edge_index.dim() != 2 or edge_index.shape[0] != 2:
+            raise ValueError(f"edge_index must be (2, total_edges), got {tuple(edge_index.shape)}")
+        if int(edge_ptr[-1]) != edge_index.shape[1]:
             raise ValueError("pointers do not match the concatenated tensors")
-        self.x, self.edge_index, self.edge_attr = x, edge_index, edge_attr
+        self.edge_index = edge_index
         self.atom_ptr, self.edge_ptr = atom_ptr, edge_ptr
         self.smiles = list(smiles)
-        self.pos, self.z = pos, z
         self.meta = dict(meta or {})
         self.rows = rows
         # python ints: indexing a tensor element per __getitem__ would cost more than the slicing
         self._a = atom_ptr.tolist()
         self._e = edge_ptr.tolist()
+        self._a_np = np.asarray(self._a, dtype=np.int64)  # for vectorized selections
+        self._e_np = np.asarray(self._e, dtype=np.int64)
+        self.fields: dict[str, str] = {}
+        self._values: dict[str, torch.Tensor] = {}
+        given = {"x": x, "edge_attr": edge_attr, "pos": pos, "z": z}
+        for name, value in given.items():
+            if value is not None:
+                self.add_field(name, value, _LEGACY_LEVELS[name])
+        for name, item in (fields or {}).items():
+            if name in self.fields:
+                raise ValueError(f"field {name!r} is given twice (as an argument and in fields)")
+            if not (isinstance(item, tuple) and len(item) == 2):
+                raise ValueError(f"fields[{name!r}] must be a (level, tensor) pair, got {type(item).__name__}")
+            level, value = item
+            self.add_field(name, value, level)
+
+    # -- fields ----------------------------------------------------------------------------------
+    def count(self, level: str) -> int:
+        """Number of rows a field of ``level`` has: total nodes, total edges or graphs."""
+        if level == "node":
+            return self._a[-1]
+        if level == "edge":
+            return self._e[-1]
+        if level == "graph":
+            return len(self.smiles)
+        raise ValueError(f"level must be one of {LEVELS}, got {level!r}")
+
+    def add_field(self, name: str, value: torch.Tensor, level: str) -> "CollatedGraphs":
+        """Store (or replace) field ``name`` of ``level``; returns ``self``.
+
+        Raises:
+            ValueError: bad name or level, or ``value``'s first dimension is not the level's count.
+            TypeError: ``value`` is not a tensor.
+        """
+        import torch
+
+        if name in _LEGACY_LEVELS:
+            if level != _LEGACY_LEVELS[name]:
+                raise ValueError(f"field {name!r} is {_LEGACY_LEVELS[name]}-level, got level {level!r}")
+        else:
+            check_field(name, level)
+        if not isinstance(value, torch.Tensor):
+            raise TypeError(f"field {name!r} must be a torch.Tensor, got {type(value).__name__}")
+        expected = self.count(level)
+        if value.dim() == 0 or value.shape[0] != expected:
+            raise ValueError(f"field {name!r} ({level} level) has shape {tuple(value.shape)}; "
+                             f"its first dimension must be the number of {level}s, {expected}")
+        self.fields[name] = level
+        self._values[name] = value
+        return self
+
+    def field(self, name: str) -> torch.Tensor:
+        """The tensor of field ``name`` (``KeyError`` listing the fields if absent)."""
+        try:
+            return self._values[name]
+        except KeyError:
+            raise KeyError(f"no field {name!r}; fields: {', '.join(self.fields) or '(none)'}") from None
+
+    def field_names(self, level: str | None = None) -> tuple[str, ...]:
+        """Names of the fields (of one level, if given), in storage order."""
+        return tuple(n for n, lv in self.fields.items() if level is None or lv == level)
+
+    def __getattr__(self, name: str) -> Any:
+        # only reached when normal lookup fails: fields read as attributes (graphs.forces)
+        values = self.__dict__.get("_values")
+        if values is not None and name in values:
+            return values[name]
+        raise AttributeError(f"{type(self).__name__} has no attribute or field {name!r}")
+
+    # x, edge_attr, pos and z always exist as attributes (None when absent), as before fields
+    @property
+    def x(self) -> torch.Tensor | None:
+        return self._values.get("x")
+
+    @property
+    def edge_attr(self) -> torch.Tensor | None:
+        return self._values.get("edge_attr")
+
+    @property
+    def pos(self) -> torch.Tensor | None:
+        return self._values.get("pos")
+
+    @property
+    def z(self) -> torch.Tensor | None:
+        return self._values.get("z")
 
     # -- building --------------------------------------------------------------------------------
     @classmethod
@@ -355,13 +582,14 @@ class CollatedGraphs(Sequence["Data"]):
             raise IndexError(f"graph index {index} out of range for {n} graphs")
         a0, a1 = self._a[index], self._a[index + 1]
         e0, e1 = self._e[index], self._e[index + 1]
-        data = (_Data or _data_class())(
-            x=self.x[a0:a1], edge_index=self.edge_index[:, e0:e1], edge_attr=self.edge_attr[e0:e1],
-            smiles=self.smiles[index],
-        )
-        if self.pos is not None:
-            data.pos = self.pos[a0:a1]
-            data.z = self.z[a0:a1]
+        bounds = {"node": (a0, a1), "edge": (e0, e1), "graph": (index, index + 1)}
+        values = {}
+        for name, level in self.fields.items():
+            lo, hi = bounds[level]
+            values[name] = self._values[name][lo:hi]
+        data = (_Data or _data_class())(edge_index=self.edge_index[:, e0:e1], smiles=self.smiles[index], **values)
+        if "x" not in self.fields:
+            data.num_nodes = a1 - a0  # PyG would otherwise guess it from pos or the edges
         return data
 
     def __iter__(self) -> Iterator[Data]:
@@ -369,51 +597,139 @@ class CollatedGraphs(Sequence["Data"]):
 
     @property
     def num_atoms(self) -> torch.Tensor:
-        """Atoms per graph, ``(num_graphs,)``."""
+        """Atoms (nodes) per graph, ``(num_graphs,)``."""
         return self.atom_ptr[1:] - self.atom_ptr[:-1]
+
+    @property
+    def num_edges(self) -> torch.Tensor:
+        """Edges per graph, ``(num_graphs,)``."""
+        return self.edge_ptr[1:] - self.edge_ptr[:-1]
+
+    # -- gathering -------------------------------------------------------------------------------
+    def select(self, indices: Sequence[int] | np.ndarray) -> GraphSelection:
+        """Where graphs ``indices`` (in that order) lie in the storage: vectorized, no per-graph loop.
+
+        Raises:
+            IndexError: an index outside ``[0, len(self))`` (negative indices are refused too:
+                they would silently wrap).
+        """
+        import torch
+
+        idx = np.asarray(indices, dtype=np.int64).reshape(-1)
+        if idx.size and (idx.min() < 0 or idx.max() >= len(self)):
+            bad = int(idx[(idx < 0) | (idx >= len(self))][0])
+            raise IndexError(f"graph index {bad} out of range for {len(self)} graphs")
+        a, e = self._a_np, self._e_np
+        a0, n_nodes = a[idx], a[idx + 1] - a[idx]
+        e0, n_edges = e[idx], e[idx + 1] - e[idx]
+        zero = np.zeros(1, dtype=np.int64)
+        return GraphSelection(
+            index=idx,
+            node_sel=torch.from_numpy(ranges(a0, n_nodes)),
+            edge_sel=torch.from_numpy(ranges(e0, n_edges)),
+            node_ptr=np.concatenate([zero, np.cumsum(n_nodes)]),
+            edge_ptr=np.concatenate([zero, np.cumsum(n_edges)]),
+            num_nodes=n_nodes,
+            num_edges=n_edges,
+        )
+
+    def gather(self, name: str, selection: GraphSelection) -> torch.Tensor:
+        """Rows of field ``name`` for the selected graphs, concatenated in selection order."""
+        level = self.fields.get(name)
+        if level is None:
+            self.field(name)  # raises the KeyError listing the fields
+        value = self._values[name]
+        if level == "node":
+            return value.index_select(0, selection.node_sel)
+        if level == "edge":
+            return value.index_select(0, selection.edge_sel)
+        import torch
+
+        return value.index_select(0, torch.from_numpy(selection.index))
+
+    def subset(self, indices: Sequence[int] | np.ndarray) -> "CollatedGraphs":
+        """A new :class:`CollatedGraphs` of graphs ``indices`` (in that order), every field kept.
+
+        Edge indices stay local to each graph; ``rows`` and ``meta`` follow along.
+        """
+        import torch
+
+        sel = self.select(indices)
+        return CollatedGraphs(
+            None, self.edge_index.index_select(1, sel.edge_sel), None,
+            torch.from_numpy(sel.node_ptr), torch.from_numpy(sel.edge_ptr),
+            [self.smiles[i] for i in sel.index.tolist()],
+            meta=self.meta,
+            rows=None if self.rows is None else self.rows.index_select(0, torch.from_numpy(sel.index)),
+            fields={name: (level, self.gather(name, sel)) for name, level in self.fields.items()},
+        )
+
+    def validate(self) -> None:
+        """Full consistency check (``O(edges)``): pointers ascend from 0 and every edge's nodes
+        lie in its own graph. Raises ``ValueError`` naming the first bad graph."""
+        a, e = self._a_np, self._e_np
+        if a[0] != 0 or e[0] != 0 or (np.diff(a) < 0).any() or (np.diff(e) < 0).any():
+            raise ValueError("atom_ptr and edge_ptr must start at 0 and never decrease")
+        ei = self.edge_index.numpy() if hasattr(self.edge_index, "numpy") else np.asarray(self.edge_index)
+        graph_of_edge = np.repeat(np.arange(len(self)), np.diff(e))
+        n_nodes = np.diff(a)[graph_of_edge]
+        bad = (ei < 0).any(axis=0) | (ei >= n_nodes).any(axis=0)
+        if bad.any():
+            k = int(np.flatnonzero(bad)[0])
+            raise ValueError(f"graph {int(graph_of_edge[k])}: edge {k} joins local nodes {ei[:, k].tolist()}, "
+                             f"but the graph has {int(n_nodes[k])} nodes")
 
     # -- files -----------------------------------------------------------------------------------
     def to_dict(self) -> dict[str, Any]:
-        out: dict[str, Any] = {
-            "format": FORMAT,
-            "x": self.x, "edge_index": self.edge_index, "edge_attr": self.edge_attr,
-            "atom_ptr": self.atom_ptr, "edge_ptr": self.edge_ptr, "smiles": self.smiles,
-            "meta_json": json.dumps(self.meta, sort_keys=True),
-        }
-        if self.pos is not None:
-            out["pos"], out["z"] = self.pos, self.z
-        if self.rows is not None:
-            out["rows"] = self.rows
-        return out
+        """The file's content with tensors (format /1 or /2, see the module doc)."""
+        return _file_members(self.edge_index, self.atom_ptr, self.edge_ptr, self.smiles, self.meta, self.rows,
+                             self.fields, self._values)
 
     @classmethod
     def from_dict(cls, d: dict[str, Any]) -> "CollatedGraphs":
-        if d.get("format") != FORMAT:
-            raise ValueError(f"not a molgraph graph file (format {d.get('format')!r}, expected {FORMAT!r})")
-        return cls(
-            d["x"], d["edge_index"], d["edge_attr"], d["atom_ptr"], d["edge_ptr"], list(d["smiles"]),
-            d.get("pos"), d.get("z"), json.loads(d.get("meta_json", "{}")), d.get("rows"),
-        )
+        """Build from :meth:`to_dict` output, of either format."""
+        fmt = d.get("format")
+        meta = json.loads(d.get("meta_json", "{}"))
+        if fmt == FORMAT:
+            return cls(
+                d["x"], d["edge_index"], d["edge_attr"], d["atom_ptr"], d["edge_ptr"], list(d["smiles"]),
+                d.get("pos"), d.get("z"), meta, d.get("rows"),
+            )
+        if fmt == FORMAT_FIELDS:
+            levels = json.loads(d["fields_json"])
+            missing = [name for name in levels if name not in d]
+            if missing:
+                raise ValueError(f"graph file lists field(s) {missing} in fields_json but does not hold them")
+            return cls(None, d["edge_index"], None, d["atom_ptr"], d["edge_ptr"], list(d["smiles"]), meta=meta,
+                       rows=d.get("rows"), fields={name: (level, d[name]) for name, level in levels.items()})
+        raise ValueError(f"not a molgraph graph file (format {fmt!r}, expected {FORMAT!r} or {FORMAT_FIELDS!r})")
 
     def save(self, path: str | Path) -> Path:
-        """Write atomically to ``.pt`` (torch, weights-only loadable) or ``.npz``."""
+        """Write atomically to ``.pt`` (torch, weights-only loadable) or ``.npz``, every field kept."""
         return _write_graph_file(Path(path), self.to_dict())
 
     @classmethod
     def load(cls, path: str | Path) -> "CollatedGraphs":
-        """Read a file written by :meth:`save`; never unpickles code."""
+        """Read a file written by :meth:`save` (either format); never unpickles code."""
         import torch
 
         path = Path(path)
         if path.suffix == ".npz":
             with np.load(path, allow_pickle=False) as f:
                 d = {k: f[k] for k in f.files}
-            d = {k: (torch.from_numpy(v) if v.dtype.kind in "iuf" else v) for k, v in d.items()}
-            d["format"] = str(d["format"])
-            d["meta_json"] = str(d.get("meta_json", "{}"))
+            # numbers and booleans become tensors; the strings (format, JSON, smiles) stay text
+            d = {k: (torch.from_numpy(v) if v.dtype.kind in "biufc" else v) for k, v in d.items()}
+            for key in ("format", "meta_json", "fields_json"):
+                if key in d:
+                    d[key] = str(d[key])
+            d.setdefault("meta_json", "{}")
             d["smiles"] = [str(s) for s in d["smiles"]]
             return cls.from_dict(d)
         return cls.from_dict(torch.load(path, weights_only=True))
+
+    def __repr__(self) -> str:
+        shown = ", ".join(f"{n}:{lv}" for n, lv in self.fields.items())
+        return f"CollatedGraphs({len(self)} graphs, {self._a[-1]} nodes, {self._e[-1]} edges; fields {shown})"
 
 
 _Data: type | None = None  # torch_geometric.data.Data, imported on first indexing
