@@ -95,3 +95,108 @@ def test_rmd17_frames_units_and_splits(data_root):
     with pytest.raises(ValueError, match="unknown rMD17 molecule"):
         load_rmd17("benzene")
     assert [r.status for r in verify(["qm9", "rmd17"])] == ["ok", "ok"]
+
+
+# --------------------------------------------------------------------------------------------
+# radius graphs and the graph form of the 3D sets
+
+
+def _brute_force_edges(pos: np.ndarray, cutoff: float) -> set[tuple[int, int]]:
+    d = np.linalg.norm(pos[:, None] - pos[None], axis=-1)
+    n = len(pos)
+    return {(a, b) for a in range(n) for b in range(n) if a != b and d[a, b] < cutoff}
+
+
+def test_radius_graph_exact_on_a_hand_made_molecule():
+    from molgraph.data.geometry import radius_graph
+
+    # molecule 0: distances 0-1 1.0, 0-2 1.5, 1-2 1.80, 1-3 exactly 2.0 (left out: strict), the rest > 2
+    # molecule 1: one atom; molecule 2: two atoms 5 apart
+    pos = np.array([[0, 0, 0], [1, 0, 0], [0, 1.5, 0], [3, 0, 0], [7, 7, 7], [0, 0, 0], [0, 0, 5]], dtype=float)
+    edge_index, edge_ptr = radius_graph(pos, [0, 4, 5, 7], cutoff=2.0)
+    assert edge_index.tolist() == [[0, 1, 0, 2, 1, 2], [1, 0, 2, 0, 2, 1]]
+    assert edge_ptr.tolist() == [0, 6, 6, 6] and edge_index.dtype == np.int64
+    wide, wide_ptr = radius_graph(pos, [0, 4, 5, 7], cutoff=5.01)
+    assert wide_ptr.tolist() == [0, 12, 12, 14] and wide[:, 12:].tolist() == [[0, 1], [1, 0]]
+    with pytest.raises(ValueError, match="molecule 1: atoms 0 and 2 coincide"):
+        radius_graph(np.array([[0, 0, 0], [1, 1, 1], [2, 2, 2], [1, 1, 1]], dtype=float), [0, 1, 4], 3.0)
+    with pytest.raises(ValueError, match="cutoff must be a positive"):
+        radius_graph(pos, [0, 7], 0.0)
+    with pytest.raises(ValueError, match="ptr must rise"):
+        radius_graph(pos, [0, 4, 6], 1.0)
+
+
+def test_radius_graph_is_symmetric_loop_free_and_rigid_motion_invariant():
+    from scipy.spatial.transform import Rotation
+
+    from molgraph.data.geometry import radius_graph
+
+    rng = np.random.default_rng(7)
+    sizes = rng.integers(1, 30, size=60)
+    ptr = np.concatenate([[0], np.cumsum(sizes)])
+    pos = rng.uniform(-4, 4, size=(ptr[-1], 3))
+    cutoff = 3.3
+    # the test must not depend on rounding: keep no pair within 1e-6 of the cutoff
+    for g in range(len(sizes)):
+        p = pos[ptr[g]:ptr[g + 1]]
+        assert not np.any(np.abs(np.linalg.norm(p[:, None] - p[None], axis=-1) - cutoff) < 1e-6)
+    edge_index, edge_ptr = radius_graph(pos, ptr, cutoff, pairs_per_chunk=500)  # many small blocks
+    for g in range(len(sizes)):
+        e = edge_index[:, edge_ptr[g]:edge_ptr[g + 1]]
+        assert set(map(tuple, e.T.tolist())) == _brute_force_edges(pos[ptr[g]:ptr[g + 1]], cutoff)
+        assert (e[0] != e[1]).all() and np.array_equal(e[:, 1::2], e[::-1, 0::2])  # reverse at e ^ 1
+    moved = Rotation.random(random_state=3).apply(pos) + np.array([100.0, -50.0, 7.5])
+    again, again_ptr = radius_graph(moved, ptr, cutoff)
+    assert np.array_equal(again, edge_index) and np.array_equal(again_ptr, edge_ptr)
+    import torch
+
+    as_tensor, _ = radius_graph(torch.from_numpy(pos), torch.from_numpy(ptr), cutoff)
+    assert np.array_equal(as_tensor, edge_index)
+
+
+def test_qm9_graph_form_on_a_few_molecules(qm9):
+    import torch
+
+    from molgraph.data.loader import GraphBatcher
+
+    ds = qm9(energy_unit="eV")
+    rows = ds.position_of([1, 3, 5000])  # methane, water, one larger molecule
+    graphs = ds.to_graphs(cutoff=5.0, indices=rows)
+    graphs.validate()
+    assert graphs.fields == {"pos": "node", "z": "node", "y": "graph", "qm9_id": "graph"}
+    assert graphs.qm9_id.tolist() == [1, 3, 5000] and graphs.rows.tolist() == rows.tolist()
+    assert graphs.meta["units"]["U0"] == "eV" and graphs.meta["cutoff"] == 5.0
+    methane = graphs[0]
+    assert methane.smiles == "C" and methane.z.tolist() == [6, 1, 1, 1, 1]
+    assert methane.edge_index.shape == (2, 20)  # every ordered pair of 5 atoms is within 5 A
+    for k, row in enumerate(rows.tolist()):
+        g, ref = graphs[k], ds[row]
+        assert torch.equal(g.pos, ref.pos) and torch.equal(g.z, ref.z) and torch.equal(g.y, ref.y)
+        assert set(map(tuple, g.edge_index.T.tolist())) == _brute_force_edges(ref.pos.double().numpy(), 5.0)
+    batch = GraphBatcher(graphs)([2, 0])
+    assert batch.y.shape == (2, 12) and batch.num_nodes == graphs.num_atoms[2] + 5
+    assert batch.edge_index.max().item() == batch.num_nodes - 1
+
+
+def test_rmd17_graph_form(data_root, tmp_path):
+    import torch
+
+    from molgraph.data.collated import CollatedGraphs
+    from molgraph.data.loader import GraphBatcher
+    from molgraph.data.rmd17 import load_rmd17
+
+    ds = load_rmd17("uracil", 1, "train")
+    graphs = ds.to_graphs(cutoff=3.0)
+    assert len(graphs) == 1000 and graphs.fields == {
+        "pos": "node", "z": "node", "forces": "node", "energy": "graph", "frame": "graph"}
+    assert graphs.energy.dtype == torch.float64 and torch.equal(graphs.energy, ds.energy)
+    assert graphs.meta["units"] == {"energy": "kcal/mol", "forces": "kcal/mol/angstrom", "pos": "angstrom"}
+    for k in (0, 999):
+        g = graphs[k]
+        assert torch.equal(g.forces, ds.forces[k]) and torch.equal(g.pos, ds.pos[k]) and torch.equal(g.z, ds.z)
+        assert g.frame.item() == ds.old_indices[k]
+        assert set(map(tuple, g.edge_index.T.tolist())) == _brute_force_edges(ds.pos[k].numpy(), 3.0)
+    batch = GraphBatcher(graphs)(np.array([5, 6, 7]))
+    assert batch.forces.shape == (36, 3) and batch.energy.shape == (3,) and batch.pos.dtype == torch.float64
+    back = CollatedGraphs.load(graphs.subset(range(10)).save(tmp_path / "u.npz"))
+    assert torch.equal(back.forces, graphs.forces[:120]) and back.fields == graphs.fields
