@@ -51,9 +51,9 @@ sys.path.insert(0, str(ROOT))
 sys.path.insert(0, str(ROOT / "benchmarks"))
 
 import _harness as harness  # noqa: E402
-from molgraph.data.registry import dataset_path, get_card  # noqa: E402
-from molgraph.data.table import read_molecule_table  # noqa: E402
-from molgraph.train.metrics import compute_metrics  # noqa: E402
+
+# molgraph is imported inside the functions that need it: --help and the checks before training
+# (recipes, the results file) run without loading torch
 
 
 class Anchor(NamedTuple):
@@ -162,9 +162,11 @@ def run_molgraph(name: str, dataset: str, split: str, seed: int, config: dict[st
 
 def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str) -> str | None:
     """The molgraph run's scaled molecule features for every CSV row (zeros for unreadable rows)."""
-    from molgraph.train.checkpoint import load_model_file
+    from molgraph.data.registry import dataset_path, get_card
+    from molgraph.data.table import read_molecule_table
     from molgraph.methods.ngram.features import learned_from_state
     from molgraph.methods.property.prepare import molecule_features, scale_extra
+    from molgraph.train.checkpoint import load_model_file
     from molgraph.train.scaling import StandardScaler
 
     mf = load_model_file(run_dir / "model.pt").get("molecule_features")
@@ -189,6 +191,10 @@ def _shared_extra_features(run_dir: Path, dataset: str, workdir: Path, tag: str)
 def run_chemprop(python: str, name: str, dataset: str, seed: int, settings: dict[str, Any], run_dir: Path,
                  workdir: Path, threads: int) -> dict[str, Any]:
     """chemprop v2 on the molgraph run's split and seed, with ``settings`` (:func:`chemprop_settings`)."""
+    from molgraph.data.registry import dataset_path, get_card
+    from molgraph.data.table import read_molecule_table
+    from molgraph.train.metrics import compute_metrics
+
     card = get_card(dataset)
     splits = json.loads((run_dir / "splits.json").read_text())
     extra = _shared_extra_features(run_dir, dataset, workdir, f"{run_dir.name}")

@@ -147,3 +147,25 @@ def test_stored_convergence_summary_is_what_the_entries_show(bench):
     conv = {k: bench._compare(copy.deepcopy(v)) for k, v in results["convergence"].items()}
     assert conv == results["convergence"]  # the stored comparison is the current rule's
     assert bench._convergence_summary(conv) == results["convergence_summary"]
+
+
+def test_a_rerun_hiv_setting_replaces_its_entry_and_archives_the_old_one(bench):
+    import sys
+    from pathlib import Path
+
+    sys.path.insert(0, str(Path(bench.__file__).parent))
+    import _harness as harness
+
+    old = _entry(bench, [("graph", 0, 0.76), ("graph", 1, 0.70)])
+    record = {"command": "graphnorm.py --parts hiv", "settings": {"setting": "full"}}
+    current = {"hiv_full": old, "parts": {"hiv_full": record}}
+    new = _entry(bench, [("graph", 1, 0.78)], overrides={"seeds": [1]})
+    # without --merge: this run's seeds alone, the old entry kept under hiv_full_previous with its record
+    parts = bench._hiv_parts(current, new, {"setting": "full"}, merge=False)
+    assert [harness.part_label(p.key) for p in parts] == ["hiv_full", "hiv_full_previous"]
+    assert [r["seed"] for r in parts[0].entry["runs"]] == [1]
+    assert parts[1].entry == [dict(old, record=record)]
+    # with --merge: the seeds join, nothing is displaced
+    parts = bench._hiv_parts(current, new, {"setting": "full"}, merge=True)
+    assert len(parts) == 1 and [r["seed"] for r in parts[0].entry["runs"]] == [0, 1]
+    assert {r["seed"]: r["test_roc_auc"] for r in parts[0].entry["runs"]} == {0: 0.76, 1: 0.78}
