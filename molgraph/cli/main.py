@@ -1,9 +1,11 @@
 """Entry point of the ``molgraph`` console script.
 
 Each sub-command lives in its own module exposing ``register(subparsers)``, which adds a parser
-whose ``func`` default takes the parsed arguments and returns the exit code. A sub-command's
-module is ``molgraph.cli.<name>_cmd``; when the command line names one, only that module is
-imported (some import pandas or torch at the top), else all of them (``--help``, errors).
+whose ``func`` default takes the parsed arguments and returns the exit code. The core's commands
+are ``molgraph.cli.<name>_cmd``; a method adds its own through its ``commands`` (modules, found
+in :data:`molgraph.registry.METHODS`; ``molgraph ngram ...``). When the command line names a
+command, only its module is imported (some import pandas or torch at the top), else all of them
+(``--help``, errors).
 """
 
 from __future__ import annotations
@@ -23,8 +25,16 @@ _COMMAND_MODULES = (
     "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
     "molgraph.cli.conformers_cmd",
-    "molgraph.methods.ngram.cli",
 )
+
+
+def _method_command_modules(command: str | None) -> tuple[str, ...]:
+    """The command modules of the registered methods (only the one named ``command``'s, if any)."""
+    from molgraph.registry import METHODS
+
+    if command in METHODS:
+        return tuple(METHODS[command].commands)
+    return tuple(m for name in METHODS for m in METHODS[name].commands)
 
 
 def build_parser(command: str | None = None, argv: Sequence[str] | None = None) -> argparse.ArgumentParser:
@@ -34,14 +44,18 @@ def build_parser(command: str | None = None, argv: Sequence[str] | None = None) 
     parser = argparse.ArgumentParser(prog="molgraph", description="Graph and molecule machine learning.")
     parser.add_argument("--version", action="version", version=f"molgraph {__version__}")
     subparsers = parser.add_subparsers(dest="command", metavar="COMMAND")
-    modules = [m for m in _COMMAND_MODULES if m.rsplit(".", 1)[-1] == f"{command}_cmd"] or _COMMAND_MODULES
+    modules = [m for m in _COMMAND_MODULES if m.rsplit(".", 1)[-1] == f"{command}_cmd"]
+    if not modules and command is not None:
+        modules = list(_method_command_modules(command))
+    if not modules:
+        modules = list(_COMMAND_MODULES + _method_command_modules(None))
     for name in modules:
         module = importlib.import_module(name)
         if getattr(module, "WANTS_ARGV", False):  # options that depend on the command line (train --method)
             module.register(subparsers, argv)
         else:
             module.register(subparsers)
-    if command is not None and len(modules) == 1 and command not in subparsers.choices:
+    if command is not None and command not in subparsers.choices and len(modules) < len(_COMMAND_MODULES):
         return build_parser(None, argv)  # the module registers another name: fall back to all of them
     return parser
 
@@ -52,7 +66,9 @@ def main(argv: Sequence[str] | None = None) -> int:
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
     parser = build_parser(command, argv)
-    args = parser.parse_args(argv)
+    args, unknown = parser.parse_known_args(argv)
+    if unknown and not getattr(args, "accepts_unknown", False):
+        parser.error(f"unrecognized arguments: {' '.join(unknown)}")
     if not getattr(args, "func", None):
         parser.print_help()
         return 2

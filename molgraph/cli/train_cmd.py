@@ -85,8 +85,10 @@ def register(subparsers: argparse._SubParsersAction, argv: Sequence[str] | None 
                    help="the method (default property): " + "; ".join(f"{n}: {METHODS.entry(n).help}" for n in METHODS))
     p.add_argument("--config", "--config-path", dest="config", type=Path, help="TOML settings file (a models/ recipe)")
     p.add_argument("--resume", type=Path, metavar="RUN_DIR", help="continue an interrupted run")
-    if name in METHODS and getattr(METHODS[name], "config_class", None) not in (None, type(None)):
+    if name in METHODS and METHODS[name].config_class is not None:
         add_arguments(p, METHODS[name].config_class)
+    else:  # a method that does not train here, or an unknown one: run() says so, whatever the options
+        p.set_defaults(accepts_unknown=True)
     p.set_defaults(func=run)
     return p
 
@@ -137,7 +139,7 @@ def run(args: argparse.Namespace) -> int:
         return error_exit(f"{_message(exc)} (a plugin method is found through $MOLGRAPH_PLUGINS or the "
                           "molgraph.plugins entry points)")
     resume = getattr(args, "resume", None)
-    if getattr(method, "config_class", None) in (None, type(None)):
+    if method.config_class is None:
         return error_exit(f"method {method.name!r} does not train through `molgraph train`: {method.help}")
     try:
         config = _load_settings(args, method)

@@ -59,14 +59,19 @@ class Method:
         run_files: names the method writes at the top of the run folder (besides the trainer's).
         example_noun: what one training example is, for ``metrics.json``'s throughput
             (``train_<noun>_per_second``).
+        commands: modules adding the method's own sub-commands to ``molgraph`` (each with
+            ``register(subparsers)``, as the core's ``molgraph/cli/*_cmd.py``).
+        config_class: ``None`` for a method that does not train through ``molgraph train``
+            (its own commands do the work).
     """
 
     name: ClassVar[str] = ""
     help: ClassVar[str] = ""
-    config_class: ClassVar[type] = type(None)
+    config_class: ClassVar[type | None] = None
     section_version: ClassVar[int] = 1
     run_files: ClassVar[tuple[str, ...]] = ()
     example_noun: ClassVar[str] = "examples"
+    commands: ClassVar[tuple[str, ...]] = ()
 
     # -- settings -----------------------------------------------------------------------------------
     def validate(self, config: Any) -> None:
