@@ -485,7 +485,8 @@ HIV_SETTINGS: dict[str, dict[str, Any]] = {
     "full_symmetric": {**_FULL, "dropout": 0.1, "norm_eps": 1e-2, "depth": 5, "ffn_layers": 1,
                        "gcn_propagation": "symmetric", "output_dropout": 0.0},
     # the reference's leaderboard configuration (its README; GCN_dp in gcn_all.py): 5 layers (its n_layers=6),
-    # dropout 0.1 after each layer and on the logit, batch 128
+    # dropout 0.1 after each layer and on the logit, batch 128 (the reference skips the dropout after its last
+    # layer, which has no ReLU; ours drops out after every layer)
     "full_leaderboard": {**_FULL, "dropout": 0.1, "batch_size": 128, "depth": 5, "output_dropout": 0.1},
     # the OGB baselines' protocol (Hu et al. 2020): OGB GCN layer, 5 x 300, dropout 0.5, batch 32, 100 epochs,
     # constant lr 1e-3

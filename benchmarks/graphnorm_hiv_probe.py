@@ -1,8 +1,8 @@
 """Short HIV probes: how fast the trainer's GCN fits HIV with each normalization and setting.
 
-GraphNorm's claim is faster training. On HIV the full runs (``graphnorm.py --parts hiv``) take
-about an hour per model on a CPU core, so settings were first compared here: a few epochs on a
-random subset of the scaffold split's training part, same seed, same batches for every variant.
+Each variant trains for a few epochs on a random subset of the deterministic scaffold split's
+training part, with the same seed and the same batches for every variant; what the probes were
+for and what they found: ``docs/experiments/graphnorm.md``.
 
 Model: the ``gcn`` preset (Hu et al. 2020's GCN with bond features; hidden 300, mean readout; by
 default 5 layers and one hidden FFN layer) with residual connections, ``ogb`` features. Loop: Adam, constant
@@ -19,9 +19,12 @@ Usage::
 
     python benchmarks/graphnorm_hiv_probe.py                     # the variants below, 3 epochs, 8,000 molecules
     python benchmarks/graphnorm_hiv_probe.py --variants "gn norm=graph dropout=0.1" "bn norm=batch dropout=0.1"
+    python benchmarks/graphnorm_hiv_probe.py --variants "gn norm=graph" --epochs 1 --train-molecules 500 --out /tmp/probe.json
 
-Writes ``benchmarks/results/graphnorm_hiv_probe.json`` (atomically; ``--merge`` keeps variants of
-an existing file that this run did not redo).
+Writes ``benchmarks/results/graphnorm_hiv_probe.json`` (``--out``): each variant is a part
+(``variants/<name>``) that a rerun replaces, the others are kept, each with its record (command,
+date, machine, versions, its settings, epochs and molecules) under ``parts``
+(``benchmarks/_harness.py``); the table is rebuilt from all variants.
 """
 
 from __future__ import annotations
@@ -39,6 +42,9 @@ import numpy as np
 
 ROOT = Path(__file__).resolve().parents[1]
 sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _harness as harness  # noqa: E402
 
 DEFAULT_VARIANTS = [
     "bn norm=batch", "gn norm=graph", "instance norm=instance", "layer norm=layer", "none norm=none",
@@ -54,6 +60,8 @@ DEFAULT_VARIANTS = [
     "gn_mean_ref_eps1e-2 norm=graph dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0 eps=1e-2",
     "gn_mean_ref_eps1e-6 norm=graph dropout=0 bs=64 lr=1e-4 prop=mean depth=4 ffn=0 eps=1e-6",
 ]
+# The probes' own settings (the OGB baseline's layout by default), not a recipe's: the probes compare
+# variants of them, and the stored table was measured with exactly these.
 KEYS = {"norm": str, "dropout": float, "lr": float, "bs": int, "eps": float, "prop": str, "depth": int, "ffn": int}
 DEFAULTS = {"norm": "graph", "dropout": 0.5, "lr": 1e-3, "bs": 32, "eps": None, "prop": "symmetric", "depth": 5,
             "ffn": 1}
@@ -81,10 +89,10 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, str]) -> dict[str, Any
 
     from molgraph.data.loader import GraphBatcher, graph_loader
     from molgraph.data.splits import make_split
+    from molgraph.methods.property.method import model_config_for
     from molgraph.methods.property.model import PropertyModel
-    from molgraph.train.config import TrainConfig
     from molgraph.methods.property.prepare import prepare_data
-    from molgraph.train.runner import model_config_for
+    from molgraph.train import TrainConfig
 
     cfg = TrainConfig(dataset="hiv", data_root=data_root, featurizer="ogb", split="scaffold", model="gcn",
                       norm=opts["norm"], norm_eps=opts["eps"], residual=True, depth=opts["depth"], hidden_dim=300,
@@ -129,6 +137,23 @@ def run_variant(job: tuple[str, dict[str, Any], int, int, str]) -> dict[str, Any
     return out
 
 
+PROTOCOL = {"model": "gcn preset, hidden 300, residual, ogb features, Adam constant lr (depth, head, propagation per "
+                        "variant)",
+            "split": "deterministic scaffold 0.8/0.1/0.1; a random subset (seed 0) of its training part"}
+# file-level keys of the results file before per-variant records: the protocol of whichever run wrote it last
+LEGACY_KEYS = ("protocol",)
+
+
+def _table(variants: dict[str, Any]) -> str:
+    lines = ["| variant | settings | training loss per epoch | training ROC-AUC (eval mode) | validation ROC-AUC |",
+             "|---|---|---|---|---|"]
+    for name, r in variants.items():
+        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items() if v is not None)
+        lines.append(f"| {name} | {settings} | {' / '.join(map(str, r['train_loss']))} | "
+                     f"{' / '.join(map(str, r['train_roc_auc']))} | {' / '.join(map(str, r['val_roc_auc']))} |")
+    return "\n".join(lines)
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
     ap.add_argument("--variants", nargs="+", default=DEFAULT_VARIANTS, help='"NAME key=value ..."')
@@ -137,7 +162,9 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--jobs", type=int, default=2)
     ap.add_argument("--data-root", default=None, help="data root (default $MOLGRAPH_DATA, else ../shared/data)")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "graphnorm_hiv_probe.json")
-    ap.add_argument("--merge", action="store_true")
+    ap.add_argument("--merge", action="store_true",
+                    help="keep the variants of an existing --out that this run does not redo: always done now (the "
+                         "flag is accepted so that older command lines still run)")
     args = ap.parse_args(argv)
     if args.data_root is None:
         default = ROOT.parent / "shared" / "data"
@@ -145,28 +172,18 @@ def main(argv: list[str] | None = None) -> int:
     if args.data_root is None:
         ap.error("no data root: pass --data-root or set MOLGRAPH_DATA (HIV is not bundled)")
     variants = [parse_variant(v) for v in args.variants]
+    run = harness.start_run(argv, script=__file__, output=args.out)
     jobs = [(name, opts, args.epochs, args.train_molecules, args.data_root) for name, opts in variants]
     with ProcessPoolExecutor(max_workers=args.jobs) as pool:
         runs = list(pool.map(run_variant, jobs))
-    results: dict[str, Any] = {}
-    if args.merge and args.out.exists():
-        results = json.loads(args.out.read_text(encoding="utf-8"))
-    results.setdefault("variants", {}).update({r["name"]: r for r in runs})
-    results["protocol"] = {"epochs": args.epochs, "train_molecules": args.train_molecules,
-                           "model": "gcn preset, hidden 300, residual, ogb features, Adam constant lr (depth, head, propagation per variant)",
-                           "split": "deterministic scaffold 0.8/0.1/0.1; a random subset (seed 0) of its training part"}
-    lines = ["| variant | settings | training loss per epoch | training ROC-AUC (eval mode) | validation ROC-AUC |",
-             "|---|---|---|---|---|"]
-    for name, r in results["variants"].items():
-        settings = ", ".join(f"{k} {v}" for k, v in r["settings"].items() if v is not None)
-        lines.append(f"| {name} | {settings} | {' / '.join(map(str, r['train_loss']))} | "
-                     f"{' / '.join(map(str, r['train_roc_auc']))} | {' / '.join(map(str, r['val_roc_auc']))} |")
-    results["table"] = "\n".join(lines)
-    from molgraph.data.sources import atomic_output
+    parts = [harness.Part(("variants", r["name"]), r, {**PROTOCOL, "epochs": args.epochs,
+                                                      "train_molecules": args.train_molecules, **r["settings"]})
+             for r in runs]
 
-    args.out.parent.mkdir(parents=True, exist_ok=True)
-    with atomic_output(args.out, "w", encoding="utf-8") as fh:
-        json.dump(results, fh, indent=2)
+    def finalize(results: dict[str, Any]) -> None:
+        results["table"] = _table(results["variants"])
+
+    results = harness.update_results(args.out, parts, run, legacy_keys=LEGACY_KEYS, finalize=finalize)
     print(results["table"])
     return 0
 
