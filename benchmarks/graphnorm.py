@@ -839,6 +839,8 @@ def _hiv_parts(current: dict[str, Any], hiv: dict[str, Any], settings: dict[str,
     entry, displaced = _merge_hiv(old if merge else None, hiv)
     if not merge and old is not None:
         displaced = old
+    # the record describes this run; runs of earlier invocations that the entry kept are counted in it
+    settings = dict(settings, runs_kept_from_earlier=len(entry["runs"]) - len(hiv["runs"]))
     parts = [harness.Part(key, entry, settings)]
     if displaced is not None:  # an entry from an earlier version of the setting, or replaced: kept, not lost
         displaced = _archived(current, key) if displaced is old else displaced

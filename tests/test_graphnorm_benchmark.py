@@ -168,4 +168,5 @@ def test_a_rerun_hiv_setting_replaces_its_entry_and_archives_the_old_one(bench):
     # with --merge: the seeds join, nothing is displaced
     parts = bench._hiv_parts(current, new, {"setting": "full"}, merge=True)
     assert len(parts) == 1 and [r["seed"] for r in parts[0].entry["runs"]] == [0, 1]
+    assert parts[0].settings["runs_kept_from_earlier"] == 1
     assert {r["seed"]: r["test_roc_auc"] for r in parts[0].entry["runs"]} == {0: 0.76, 1: 0.78}
