@@ -9,11 +9,20 @@ use; the result is remembered in memory per (path, size, mtime).
 
 The card format is documented in ``datasets/README.md``.
 
-3D sets (QM9, rMD17) have their cards under ``datasets/3d/<name>/card.toml``: the same format
-plus a ``[files]`` table (further files under the data root and their sha256), and a loader of
-their own (:data:`LOADERS_3D`). ``get_card``, ``dataset_path`` and ``verify([...])`` accept
-their names; ``list_datasets()`` keeps listing the tabular sets and ``list_3d_datasets()`` the
-3D ones.
+Sets that are not molecule tables have their cards in a sub-folder per *group*
+(:data:`CARD_GROUPS`): ``3d/`` (QM9, rMD17), ``graphs/`` (TU graph classification),
+``node_graphs/`` (one large graph for node classification: Cora-ML, Citeseer), ``temporal/``
+(event streams for temporal link prediction: UCI, Enron, Wikipedia) and ``generation/``
+(unlabelled molecule sets for generative models: MOSES). Their cards use the same format plus a
+``[files]`` table (further files under the data root and their sha256) and a ``kind`` whose
+task types and splits they may name (:data:`KIND_RULES`); each group has loaders of its own
+(:data:`LOADERS`). ``get_card``, ``dataset_path``, ``load_dataset`` and ``verify([...])`` accept
+every name; ``list_datasets()`` keeps listing the tabular sets, ``list_datasets("all")`` lists
+every card and ``list_datasets(group)`` one group.
+
+Every card is registered in :data:`molgraph.registry.DATASETS` (this module is its home) as a
+:class:`RegisteredDataset` (its card, group and loader), so ``DATASETS["cora_ml"].load()`` works
+and a plugin can add a set the same way.
 """
 
 from __future__ import annotations
@@ -61,6 +70,10 @@ __all__ = [
     "dataset_file",
     "LOADERS_3D",
     "LOADERS_GRAPHS",
+    "LOADERS",
+    "CARD_GROUPS",
+    "KIND_RULES",
+    "RegisteredDataset",
     "list_graph_datasets",
 ]
 
@@ -82,13 +95,28 @@ _REQUIRED_STR = (
     "metric",
 )
 _OPTIONAL_STR = ("file", "root_path", "url", "url_note", "split_note", "metric_note", "smiles_column", "kind")
-KINDS = ("molecules", "graphs")  # graphs: not molecules (TU sets); no SMILES column
+# molecules: SMILES tables (and 3D molecule sets); graphs: graphs that are not molecules (TU
+# sets); node_graph: one large graph, a label per node; temporal: a stream of timestamped events;
+# generation: unlabelled molecules for generative models.
+KINDS = ("molecules", "graphs", "node_graph", "temporal", "generation")
+# task types and splits each kind may name (split names are those of molgraph.registry.SPLITS,
+# except "fixed": the source's own files are the parts)
+KIND_RULES = MappingProxyType({
+    "molecules": (TASK_TYPES, SPLITS),
+    "graphs": (TASK_TYPES, SPLITS),
+    "node_graph": (("classification",), ("per_class",)),
+    "temporal": (("link_prediction",), ("chronological",)),
+    "generation": (("generation",), ("fixed",)),
+})
+_NEEDS_SMILES = ("molecules", "generation")
 _OPTIONAL_INT = ("size_bytes", "rdkit_parse_failures")
 _KNOWN_KEYS = frozenset(
     _REQUIRED_STR + _OPTIONAL_STR + _OPTIONAL_INT + ("bundled", "n_rows", "target_columns", "columns", "quirks", "files")
 )
 CARDS_3D = "3d"  # sub-folder of the card folder holding the 3D sets' cards
 CARDS_GRAPHS = "graphs"  # sub-folder holding the graph (non-molecule) sets' cards, e.g. TU
+# every sub-folder of cards, in lookup order (the tabular molecule sets are at the top level)
+CARD_GROUPS = (CARDS_3D, CARDS_GRAPHS, "node_graphs", "temporal", "generation")
 # 3D sets are not tables: each has its own loader, "module:function" taking (root=, **kwargs).
 LOADERS_3D = MappingProxyType({
     "qm9": "molgraph.data.qm9:load_qm9",
@@ -98,6 +126,17 @@ LOADERS_3D = MappingProxyType({
 LOADERS_GRAPHS = MappingProxyType({
     name: "molgraph.data.tu:load_tu"
     for name in ("mutag", "ptc_mr", "proteins", "nci1", "imdb_binary", "imdb_multi")
+})
+# every set with a loader of its own: 3D sets take (root=, **kwargs), the others (name, root=, **kwargs)
+LOADERS = MappingProxyType({
+    **LOADERS_3D,
+    **LOADERS_GRAPHS,
+    "cora_ml": "molgraph.data.node_graph:load_node_graph",
+    "citeseer": "molgraph.data.node_graph:load_node_graph",
+    "uci": "molgraph.data.temporal:load_temporal",
+    "enron": "molgraph.data.temporal:load_temporal",
+    "wikipedia": "molgraph.data.temporal:load_temporal",
+    "moses": "molgraph.data.moses:load_moses",
 })
 
 
@@ -207,7 +246,7 @@ class DatasetCard:
             raise fail(f"unknown key(s) {unknown}; known keys: {sorted(_KNOWN_KEYS)}")
         missing = [k for k in (*_REQUIRED_STR, "bundled", "n_rows", "target_columns") if k not in data]
         kind = data.get("kind", "molecules")
-        if kind == "molecules" and "smiles_column" not in data:
+        if kind in _NEEDS_SMILES and "smiles_column" not in data:
             missing.append("smiles_column")
         if missing:
             raise fail(f"missing required key(s) {missing}")
@@ -224,7 +263,7 @@ class DatasetCard:
             raise fail("'bundled' must be true or false")
 
         targets = _str_list(data["target_columns"], "target_columns", fail)
-        if not targets:
+        if not targets and kind != "generation":  # a generative set models the molecules themselves
             raise fail("'target_columns' must not be empty")
         if len(set(targets)) != len(targets):
             raise fail("'target_columns' has duplicates; list each distinct column once")
@@ -249,10 +288,11 @@ class DatasetCard:
         sha = data["sha256"]
         if not _SHA256.match(sha):
             raise fail(f"'sha256' must be 64 lower-case hex digits, got {sha!r}")
-        if data["task_type"] not in TASK_TYPES:
-            raise fail(f"'task_type' must be one of {TASK_TYPES}, got {data['task_type']!r}")
-        if data["split"] not in SPLITS:
-            raise fail(f"'split' must be one of {SPLITS}, got {data['split']!r}")
+        task_types, splits = KIND_RULES[kind]
+        if data["task_type"] not in task_types:
+            raise fail(f"'task_type' of a {kind} card must be one of {task_types}, got {data['task_type']!r}")
+        if data["split"] not in splits:
+            raise fail(f"'split' of a {kind} card must be one of {splits}, got {data['split']!r}")
         if data["n_rows"] == 0:
             raise fail("'n_rows' must be positive")
 
@@ -366,14 +406,31 @@ def _cards(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, Datase
     return _cards_in(directory.resolve())
 
 
-def list_datasets() -> list[str]:
-    """Names of all datasets with a card, sorted."""
-    return sorted(_cards())
+def _cards_group(group: str, bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
+    directory = Path(bundled) if bundled is not None else bundled_dir()
+    return _cards_in((directory / group).resolve())
+
+
+def list_datasets(group: str = "") -> list[str]:
+    """Names of datasets with a card, sorted.
+
+    Args:
+        group: ``""`` (default): the tabular molecule sets (cards at the top level, the sets
+            :func:`load_dataset` featurizes); one of :data:`CARD_GROUPS` (``"3d"``,
+            ``"graphs"``, ``"node_graphs"``, ``"temporal"``, ``"generation"``): that group;
+            ``"all"``: every card.
+    """
+    if group == "":
+        return sorted(_cards())
+    if group == "all":
+        return sorted([*_cards(), *(n for g in CARD_GROUPS for n in _cards_group(g))])
+    if group not in CARD_GROUPS:
+        raise ValueError(f"group must be '', 'all' or one of {CARD_GROUPS}, got {group!r}")
+    return sorted(_cards_group(group))
 
 
 def _cards_3d(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
-    directory = Path(bundled) if bundled is not None else bundled_dir()
-    return _cards_in((directory / CARDS_3D).resolve())
+    return _cards_group(CARDS_3D, bundled)
 
 
 def list_3d_datasets() -> list[str]:
@@ -382,17 +439,32 @@ def list_3d_datasets() -> list[str]:
 
 
 def _cards_graphs(bundled: str | os.PathLike[str] | None = None) -> Mapping[str, DatasetCard]:
-    directory = Path(bundled) if bundled is not None else bundled_dir()
-    return _cards_in((directory / CARDS_GRAPHS).resolve())
+    return _cards_group(CARDS_GRAPHS, bundled)
 
 
 def list_graph_datasets() -> list[str]:
-    """Names of the graph (non-molecule) datasets (cards under ``datasets/graphs/``), sorted."""
+    """Names of the graph-classification (non-molecule) datasets (cards under ``datasets/graphs/``), sorted."""
     return sorted(_cards_graphs())
 
 
+def group_of(name: str, *, bundled: str | os.PathLike[str] | None = None) -> str:
+    """The card group of dataset ``name``: ``""`` for the tabular sets, else one of :data:`CARD_GROUPS`."""
+    key = name.strip().lower()
+    if key in _cards(bundled):
+        return ""
+    for group in CARD_GROUPS:
+        if key in _cards_group(group, bundled):
+            return group
+    raise KeyError(_unknown_message(name, bundled))
+
+
+def _unknown_message(name: str, bundled: str | os.PathLike[str] | None) -> str:
+    known = sorted(_cards(bundled)) + [n for g in CARD_GROUPS for n in sorted(_cards_group(g, bundled))]
+    return f"unknown dataset {name!r}; known datasets: {', '.join(known) or '(none)'}"
+
+
 def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> DatasetCard:
-    """The card of dataset ``name`` (case-insensitive); tabular and 3D sets alike.
+    """The card of dataset ``name`` (case-insensitive); tabular, 3D, graph, temporal ... sets alike.
 
     Args:
         name: dataset name, e.g. ``"ESOL"`` or ``"hiv"``.
@@ -403,16 +475,13 @@ def get_card(name: str, *, bundled: str | os.PathLike[str] | None = None) -> Dat
     """
     cards = _cards(bundled)
     key = name.strip().lower()
-    if key not in cards:
-        cards_3d = _cards_3d(bundled)
-        if key in cards_3d:
-            return cards_3d[key]
-        cards_graphs = _cards_graphs(bundled)
-        if key in cards_graphs:
-            return cards_graphs[key]
-        known = sorted(cards) + sorted(cards_3d) + sorted(cards_graphs)
-        raise KeyError(f"unknown dataset {name!r}; known datasets: {', '.join(known) or '(none)'}")
-    return cards[key]
+    if key in cards:
+        return cards[key]
+    for group in CARD_GROUPS:
+        in_group = _cards_group(group, bundled)
+        if key in in_group:
+            return in_group[key]
+    raise KeyError(_unknown_message(name, bundled))
 
 
 # --------------------------------------------------------------------------------------------
@@ -594,14 +663,16 @@ def load_dataset(
     """Resolve dataset ``name`` (see :func:`dataset_path`) and load it as a ``MoleculeCSVDataset``.
 
     ``kwargs`` go to :class:`~molgraph.data.csv_dataset.MoleculeCSVDataset` (``featurizer``,
-    ``n_jobs``, ``errors``, ``cache_dir``, ``force_reload``, ``progress``). For a 3D set
-    (:data:`LOADERS_3D`) they go to its loader instead (e.g. :func:`molgraph.data.qm9.load_qm9`).
+    ``n_jobs``, ``errors``, ``cache_dir``, ``force_reload``, ``progress``). For a set with a
+    loader of its own (:data:`LOADERS`: 3D, graph, node-graph, temporal and generation sets)
+    they go to that loader instead (e.g. :func:`molgraph.data.qm9.load_qm9`,
+    :func:`molgraph.data.temporal.load_temporal`), which returns its own kind of object.
     """
     key = name.strip().lower()
     if key in LOADERS_3D:
         return _call_loader(LOADERS_3D[key], root=root, **kwargs)
-    if key in LOADERS_GRAPHS:
-        return _call_loader(LOADERS_GRAPHS[key], key, root=root, **kwargs)
+    if key in LOADERS:
+        return _call_loader(LOADERS[key], key, root=root, **kwargs)
     # Imported here: csv_dataset pulls in RDKit/torch, and the registry must stay light for the CLI.
     from molgraph.data.csv_dataset import MoleculeCSVDataset
 
@@ -615,3 +686,49 @@ def load_dataset(
         name=card.name,
         **kwargs,
     )
+
+
+# --------------------------------------------------------------------------------------------
+# The DATASETS registry
+
+
+@dataclass(frozen=True)
+class RegisteredDataset:
+    """What :data:`molgraph.registry.DATASETS` holds for one dataset.
+
+    Attributes:
+        name: the dataset's name (its card's).
+        group: ``""`` for the tabular molecule sets, else its :data:`CARD_GROUPS` folder.
+        kind: the card's kind (:data:`KINDS`).
+        loader: ``"module:function"`` that loads it (the tabular sets:
+            :class:`~molgraph.data.csv_dataset.MoleculeCSVDataset` through :func:`load_dataset`).
+    """
+
+    name: str
+    group: str
+    kind: str
+    loader: str
+
+    @property
+    def card(self) -> DatasetCard:
+        return get_card(self.name)
+
+    def load(self, root: str | os.PathLike[str] | None = None, **kwargs: Any) -> Any:
+        """Load the set (:func:`load_dataset`): ``root`` and ``kwargs`` go to its loader."""
+        return load_dataset(self.name, root=root, **kwargs)
+
+
+def _register_cards() -> None:
+    """Register every card found in :func:`bundled_dir` (tabular sets first, then each group)."""
+    from molgraph.registry import DATASETS
+
+    for group in ("", *CARD_GROUPS):
+        cards = _cards() if group == "" else _cards_group(group)
+        for name in sorted(cards):
+            card = cards[name]
+            loader = LOADERS.get(name, "molgraph.data.csv_dataset:MoleculeCSVDataset")
+            DATASETS.register(name, RegisteredDataset(name, group, card.kind, loader),
+                              help=f"{group or 'molecules'}: {card.title}", overwrite=True)
+
+
+_register_cards()
