@@ -263,7 +263,8 @@ class DatasetCard:
             raise fail("'bundled' must be true or false")
 
         targets = _str_list(data["target_columns"], "target_columns", fail)
-        if not targets and kind != "generation":  # a generative set models the molecules themselves
+        # generative sets model the molecules themselves, temporal sets predict the events themselves
+        if not targets and kind not in ("generation", "temporal"):
             raise fail("'target_columns' must not be empty")
         if len(set(targets)) != len(targets):
             raise fail("'target_columns' has duplicates; list each distinct column once")
