@@ -1,4 +1,5 @@
-"""Datasets, loaders, splits and caches.
+"""Datasets, loaders, splits and caches: molecule tables, 3D molecules, graphs, node graphs,
+temporal event streams and molecule sets for generation.
 
 Names are imported lazily, so ``molgraph datasets list`` does not pay for importing torch.
 """
@@ -35,6 +36,23 @@ _EXPORTS = {
     "kfold": "molgraph.data.splits",
     "stratified_kfold": "molgraph.data.splits",
     "load_split_file": "molgraph.data.splits",
+    "per_class_split": "molgraph.data.splits",
+    "chronological_split": "molgraph.data.splits",
+    "inductive_split": "molgraph.data.splits",
+    "GraphBatcher": "molgraph.data.loader",
+    "Collate": "molgraph.data.loader",
+    "graph_loader": "molgraph.data.loader",
+    "radius_graph": "molgraph.data.geometry",
+    "NodeGraph": "molgraph.data.node_graph",
+    "NodeBatcher": "molgraph.data.node_graph",
+    "load_node_graph": "molgraph.data.node_graph",
+    "load_base_certificates": "molgraph.data.node_graph",
+    "TemporalEvents": "molgraph.data.temporal",
+    "TemporalNeighbors": "molgraph.data.temporal",
+    "EventBatcher": "molgraph.data.temporal",
+    "load_temporal": "molgraph.data.temporal",
+    "MoleculeSet": "molgraph.data.moses",
+    "load_moses": "molgraph.data.moses",
 }
 
 __all__ = sorted(_EXPORTS)
