@@ -449,3 +449,52 @@ def test_cli_verify_fails_on_corrupted_bundled_file(
 def test_cli_datasets_without_action_prints_help(cli) -> None:
     code, out, _ = cli("datasets")
     assert code == 2 and "verify" in out
+
+
+# --------------------------------------------------------------------------------------------
+# Card groups (3D, graphs, node graphs, temporal, generation) and the DATASETS registry
+
+
+def test_every_card_group_parses_and_is_registered() -> None:
+    from molgraph.registry import DATASETS
+
+    everything = registry.list_datasets("all")
+    assert set(everything) == set(list_datasets()) | {n for g in registry.CARD_GROUPS for n in registry.list_datasets(g)}
+    assert {"qm9", "rmd17", "mutag", "cora_ml", "citeseer", "uci", "enron", "wikipedia", "moses"} <= set(everything)
+    assert set(DATASETS) == set(everything)
+    for name in everything:
+        card, entry = get_card(name), DATASETS.entry(name)
+        group = registry.group_of(name)
+        assert card.card_path.parent.name == name and card.card_path.parent.parent.name == (group or "datasets")
+        task_types, splits = registry.KIND_RULES[card.kind]
+        assert card.task_type in task_types and card.split in splits, name
+        assert entry.obj.group == group and entry.obj.kind == card.kind and entry.help.endswith(card.title)
+        if name in registry.LOADERS:
+            assert entry.obj.loader == registry.LOADERS[name]
+    with pytest.raises(ValueError, match="group must be"):
+        registry.list_datasets("images")
+    with pytest.raises(KeyError, match="unknown dataset 'nope'.*cora_ml"):
+        get_card("nope")
+
+
+def test_kind_rules_reject_mismatched_cards() -> None:
+    good = dict(tomllib_load(get_card("uci").card_path))
+    assert DatasetCard.from_dict(good) == get_card("uci")
+    for bad in ({**good, "split": "random"}, {**good, "task_type": "regression"}, {**good, "kind": "events"}):
+        with pytest.raises(CardError):
+            DatasetCard.from_dict(bad)
+    moses = dict(tomllib_load(get_card("moses").card_path))
+    assert DatasetCard.from_dict(moses).target_columns == ()
+    with pytest.raises(CardError, match="smiles_column"):
+        DatasetCard.from_dict({k: v for k, v in moses.items() if k != "smiles_column"})
+    node = dict(tomllib_load(get_card("cora_ml").card_path))
+    with pytest.raises(CardError, match="target_columns"):
+        DatasetCard.from_dict({**node, "target_columns": []})
+
+
+def test_every_listed_file_of_the_new_groups_matches_its_card(data_root: Path) -> None:
+    names = [n for g in ("node_graphs", "temporal", "generation") for n in registry.list_datasets(g)]
+    assert [r.status for r in verify(names)] == ["ok"] * len(names)
+    for name in names:
+        for rel in get_card(name).files:
+            assert registry.dataset_file(name, rel).is_file()  # sha256-checked
