@@ -46,40 +46,6 @@ def residual_for(config: TrainConfig) -> bool:
     return config.norm in ("graph", "instance")
 
 
-def model_config_for(config: TrainConfig, data: PreparedData, extra_dim: int) -> dict[str, Any]:
-    """Constructor kwargs of the network: preset, then the settings that were given."""
-    preset = dict(MODEL_PRESETS[config.model])
-    feat = data.featurizer
-    preset.update(
-        num_tasks=len(data.target_names),
-        atom_dim=feat.atom_dim,
-        bond_dim=feat.bond_dim,
-        extra_dim=extra_dim,
-        dropout=float(config.dropout),
-        output_dropout=float(config.output_dropout),
-        ffn_layers=int(config.ffn_layers),
-    )
-    if feat.atom_featurizer.encoding == "index":
-        preset["atom_cardinalities"] = list(feat.atom_featurizer.cardinalities)
-        preset["bond_cardinalities"] = list(feat.bond_featurizer.cardinalities)
-    for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim", "batch_norm", "norm"):
-        value = getattr(config, key)
-        if value is not None:
-            preset[key] = value
-    if preset["encoder"] in ("gine", "gcn"):
-        preset["residual"] = residual_for(config)
-        if config.norm_eps is not None:
-            preset["norm_eps"] = float(config.norm_eps)
-    if config.gcn_propagation is not None:
-        preset["gcn_propagation"] = config.gcn_propagation
-    for key in ("gin_message_activation", "gin_last_activation"):
-        if getattr(config, key) is not None:
-            preset[key] = bool(getattr(config, key))
-    if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
-        preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
-    return PropertyModel(**preset).config  # normalized, JSON-able
-
-
 def model_config_for(config: PropertyConfig, data: Any, extra_dim: int) -> dict[str, Any]:
     """Constructor kwargs of the network: preset, then the settings that were given."""
     from molgraph.methods.property.model import MODEL_PRESETS, PropertyModel
