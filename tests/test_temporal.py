@@ -61,6 +61,13 @@ def test_directed_store_and_event_subsets() -> None:
     assert directed.indptr.tolist() == [0, 3, 4, 5] and directed.edge_id.tolist() == [0, 2, 4, 1, 3]
     train_only = events.neighbors([0, 1])  # e.g. train events: later events are not in the store
     assert train_only.edge_id.tolist() == [0, 0, 1, 1] and train_only.indptr.tolist() == [0, 1, 3, 4]
+    # built from raw arrays in any order: the same store
+    shuffled = [4, 2, 0, 3, 1]
+    raw = TemporalNeighbors.from_arrays(np.array(SRC)[shuffled], np.array(DST)[shuffled], np.array(T)[shuffled],
+                                        3, edge_id=shuffled)
+    full = events.neighbors()
+    for name in ("indptr", "neighbor", "edge_id", "t"):
+        assert np.array_equal(getattr(raw, name), getattr(full, name)), name
 
 
 def test_from_arrays_sorts_stably_and_relabels() -> None:

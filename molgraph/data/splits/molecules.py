@@ -17,7 +17,6 @@ Conventions shared by all functions here:
   ``(index, input, reason)`` tuples. Sizes are then fractions of the rows that were kept.
 """
 
-
 from __future__ import annotations
 
 from dataclasses import replace
