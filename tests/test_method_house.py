@@ -151,59 +151,81 @@ def _cli(args: list[str], env: dict[str, str]) -> subprocess.CompletedProcess:
 
 
 @pytest.fixture
-def toy_env(tmp_path: Path) -> dict[str, str]:
+def toy(tmp_path: Path, monkeypatch: pytest.MonkeyPatch):
+    """The toy method's module in a temporary folder, imported (so registered) in this process."""
+    import importlib
+
+    from molgraph.registry import METHODS
+
     (tmp_path / "toy_method.py").write_text(TOY_METHOD)
     smiles = pd.read_csv(REPO / "datasets" / "esol" / "delaney-processed.csv")["smiles"].tolist()[:40]
     pd.DataFrame({"smiles": smiles}).to_csv(tmp_path / "mols.csv", index=False)
-    env = dict(os.environ)
-    env["PYTHONPATH"] = os.pathsep.join([str(tmp_path), str(REPO), env.get("PYTHONPATH", "")])
-    env["MOLGRAPH_PLUGINS"] = "toy_method"
-    env["TOY_CWD"] = str(tmp_path)
-    return env
+    monkeypatch.syspath_prepend(str(tmp_path))
+    monkeypatch.chdir(tmp_path)
+    sys.modules.pop("toy_method", None)
+    importlib.import_module("toy_method")
+    yield tmp_path
+    METHODS.unregister("toy")
+    sys.modules.pop("toy_method", None)
 
 
-def test_a_method_from_outside_the_package_trains_predicts_and_resumes(toy_env, tmp_path):
-    help_text = _cli(["train", "--method", "toy", "--help"], toy_env)
-    assert help_text.returncode == 0, help_text.stderr
-    assert "--hidden" in help_text.stdout and "hidden width" in help_text.stdout  # options from its dataclass
-    assert "--smiles-column" not in help_text.stdout  # the property method's options are not offered
+def test_a_method_from_outside_the_package_trains_predicts_and_resumes(toy, capsys):
+    from molgraph.cli.main import main
+    from molgraph.registry import METHODS
 
-    bad = _cli(["train", "--method", "toy", "-i", "mols.csv", "--hidden", "0", "-o", "run"], toy_env)
-    assert bad.returncode != 0 and "hidden must be >= 1" in bad.stderr and not (tmp_path / "run").exists()
+    with pytest.raises(SystemExit):
+        main(["train", "--method", "toy", "--help"])
+    help_text = capsys.readouterr().out
+    assert "--hidden" in help_text and "hidden width" in help_text  # options from its dataclass
+    assert "--smiles-column" not in help_text  # the property method's options are not offered
+
+    assert main(["train", "--method", "toy", "-i", "mols.csv", "--hidden", "0", "-o", "run"]) != 0
+    assert "hidden must be >= 1" in capsys.readouterr().err and not (toy / "run").exists()
 
     common = ["-i", "mols.csv", "--hidden", "4", "--batch-size", "8", "--max-lr", "0.01", "--accelerator", "cpu",
               "--no-progress"]
-    done = _cli(["train", "--method", "toy", *common, "--epochs", "2", "-o", "run"], toy_env)
-    assert done.returncode == 0, done.stderr
-    run = tmp_path / "run"
+    assert main(["train", "--method", "toy", *common, "--epochs", "2", "-o", "run"]) == 0
+    run = toy / "run"
     saved = (run / "config.toml").read_text()
     assert 'method = "toy"' in saved and "[net]" in saved and "hidden = 4" in saved
     assert (run / "toy_notes.txt").read_text().startswith("atom_dim ")
 
-    pred = _cli(["predict", "--model", "run", "-i", "mols.csv", "-o", "preds.csv"], toy_env)
-    assert pred.returncode == 0, pred.stderr
-    preds = pd.read_csv(tmp_path / "preds.csv")
+    assert main(["predict", "--model", "run", "-i", "mols.csv", "-o", "preds.csv"]) == 0
+    preds = pd.read_csv(toy / "preds.csv")
     assert len(preds) == 40 and np.isfinite(preds["heavy_atoms_pred"]).all()
 
     # an interrupted run: the member's epochs are in last.ckpt, its final weights and the model file not yet written
     (run / "checkpoints" / "member_0" / "best_weights.pt").unlink()
     (run / "model.pt").unlink()
-    resumed = _cli(["train", "--resume", "run", "--epochs", "4"], toy_env)  # the method comes from config.toml
-    assert resumed.returncode == 0, resumed.stderr
-    assert "resuming from" in resumed.stderr
+    capsys.readouterr()
+    assert main(["train", "--resume", "run", "--epochs", "4"]) == 0  # the method comes from config.toml
     second = pd.read_csv(run / "logs" / "member_0" / "version_1" / "metrics.csv")
     assert sorted(second["epoch"].dropna().astype(int).unique()) == [2, 3]  # it went on from epoch 2
     assert (run / "model.pt").is_file()
 
-    # without the plugin, the model file says which method it needs
-    env = dict(toy_env)
-    env["MOLGRAPH_PLUGINS"] = ""
-    missing = _cli(["predict", "--model", "run", "-i", "mols.csv", "-o", "again.csv"], env)
-    assert missing.returncode != 0 and "method 'toy'" in missing.stderr and "MOLGRAPH_PLUGINS" in missing.stderr
+    # without the method registered, the model file says which method it needs and how to get it
+    METHODS.unregister("toy")
+    assert main(["predict", "--model", "run", "-i", "mols.csv", "-o", "again.csv"]) != 0
+    err = capsys.readouterr().err
+    assert "method 'toy'" in err and "MOLGRAPH_PLUGINS" in err
+
+
+def test_a_plugin_named_in_the_environment_is_found_by_the_console_command(toy):
+    # the fixture's in-process registration plays no part here: a fresh process finds the
+    # method through $MOLGRAPH_PLUGINS alone
+    env = dict(os.environ)
+    env["PYTHONPATH"] = os.pathsep.join([str(toy), str(REPO), env.get("PYTHONPATH", "")])
+    env["MOLGRAPH_PLUGINS"] = "toy_method"
+    env["TOY_CWD"] = str(toy)
+    out = _cli(["train", "--method", "toy", "--help"], env)
+    assert out.returncode == 0 and "--hidden" in out.stdout, out.stderr
+    env["MOLGRAPH_PLUGINS"] = "no_such_plugin_module"
+    out = _cli(["train", "--help"], env)
+    assert out.returncode != 0 and "no_such_plugin_module" in out.stderr
 
 
 def test_importing_the_trainer_pulls_in_no_method():
-    code = ("import sys, molgraph.train, molgraph.train.runner, molgraph.train.settings, molgraph.train.task; "
+    code = ("import sys, molgraph.train, molgraph.train.runner, molgraph.train.settings; "
             "print(sorted(m for m in sys.modules if m.startswith('molgraph.methods')))")
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, cwd=REPO, check=True)
     assert out.stdout.strip() == "[]"

@@ -53,6 +53,7 @@ def _config(tmp_path: Path, csv_path: Path, name: str, **kw) -> TrainConfig:
     return TrainConfig(**base)
 
 
+@pytest.mark.slow  # a long overfit (about 30 s on 2 cores)
 def test_overfits_a_small_batch():
     feat = MolGraphFeaturizer.from_preset("multihot")
     smiles = pd.read_csv(dataset_path("esol"))["smiles"][:16].tolist()
@@ -194,6 +195,7 @@ def test_malicious_model_file_is_refused(tmp_path, capsys):
     assert not marker.exists()
 
 
+@pytest.mark.slow  # two processes with gloo (about 40 s on 2 cores)
 def test_two_process_ddp_matches_single_process(tmp_path, tiny_csv):
     """2 CPU processes (gloo) with batch 16 each see exactly the batches of 1 process with 32."""
     common = ["-m", "molgraph.cli.main", "train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS",

@@ -65,7 +65,13 @@ def main(argv: Sequence[str] | None = None) -> int:
     as_program = argv is None
     argv = list(sys.argv[1:] if argv is None else argv)
     command = argv[0] if argv and not argv[0].startswith("-") else None
-    parser = build_parser(command, argv)
+    try:
+        parser = build_parser(command, argv)
+    except ImportError as exc:  # a plugin named in $MOLGRAPH_PLUGINS or an entry point that fails to import
+        if "plugin" not in str(exc) and "entry point" not in str(exc):
+            raise
+        print(f"molgraph: error: {exc}", file=sys.stderr)
+        return 2
     args, unknown = parser.parse_known_args(argv)
     if unknown and not getattr(args, "accepts_unknown", False):
         parser.error(f"unrecognized arguments: {' '.join(unknown)}")
