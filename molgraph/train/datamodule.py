@@ -2,7 +2,7 @@
 
 Training batches come from a :class:`~torch.utils.data.DistributedSampler` even on one process:
 its permutation depends only on ``(data_seed, epoch)``, so a resumed run sees the same batches,
-and with ``W`` processes each rank takes every ``W``-th molecule of the same permutation. A
+and with ``W`` processes each rank takes every ``W``-th item of the same permutation. A
 ``W``-process run with per-process batch ``b`` therefore sees exactly the batches of a
 1-process run with batch ``W * b`` (the test of data-parallel training relies on it).
 
@@ -20,18 +20,21 @@ import numpy as np
 import torch
 from torch.utils.data import DataLoader, DistributedSampler
 
-from molgraph.data.loader import GraphBatcher, IndexDataset, graph_loader
+from molgraph.data.loader import Collate, IndexDataset, graph_loader
 
 __all__ = ["GraphDataModule"]
 
 
 class GraphDataModule(L.LightningDataModule):
-    """Train/val/test loaders over positions of a :class:`GraphBatcher`'s graphs.
+    """Train/val/test loaders over the items of any :class:`~molgraph.data.loader.Collate`.
+
+    The batcher may be a :class:`~molgraph.data.loader.GraphBatcher` (molecules), a node-subset or
+    temporal-query batcher, or a method's own: anything that maps an index array to a batch.
 
     Args:
-        batcher: gathers graphs (and ``y``/``extra``) into batches.
-        train, val, test: positions of the graphs in each part.
-        batch_size: molecules per batch *per process*.
+        batcher: turns an array of item indices into a batch (graphs with ``y``/``extra``, ...).
+        train, val, test: positions of the items in each part.
+        batch_size: items per batch *per process*.
         data_seed: seeds the training order.
         num_workers: DataLoader workers (0: collate in the training process, usually fastest
             here because a batch is a handful of vectorized gathers).
@@ -39,7 +42,7 @@ class GraphDataModule(L.LightningDataModule):
 
     def __init__(
         self,
-        batcher: GraphBatcher,
+        batcher: Collate,
         train: Sequence[int],
         val: Sequence[int] = (),
         test: Sequence[int] = (),
