@@ -121,6 +121,7 @@ def test_bundled_dataset_loads_through_the_registry(tmp_path, monkeypatch) -> No
     assert len(bace) == 1513
 
 
+@pytest.mark.slow  # featurizes all of HIV (41k molecules)
 def test_hiv_from_the_data_root(data_root, tmp_path, monkeypatch) -> None:
     monkeypatch.setenv("MOLGRAPH_CACHE", str(tmp_path))
     hiv = load_dataset("hiv", n_jobs=2)

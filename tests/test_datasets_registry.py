@@ -411,7 +411,13 @@ def test_cli_list(cli, no_data_root: Path) -> None:
     lines = out.splitlines()
     assert lines[0].split() == ["name", "rows", "task", "targets", "split", "metric", "where", "present"]
     by_name = {line.split()[0]: line for line in lines[2:]}
-    assert set(by_name) == BUNDLED | ROOT_ONLY
+    # every kind of set, each listed once: molecule tables, 3D, TU graphs, node graphs, temporal, generation
+    from molgraph.data.registry import list_datasets
+    from molgraph.registry import DATASETS
+
+    assert set(by_name) == set(list_datasets("all")) == set(DATASETS) and len(lines) - 2 == len(by_name)
+    assert BUNDLED | ROOT_ONLY <= set(by_name) and {"qm9", "cora_ml", "uci", "moses", "mutag"} <= set(by_name)
+    assert "link_prediction" in by_name["uci"]
     assert "7,831" in by_name["tox21"] and "bundled" in by_name["tox21"]
     assert "data root" in by_name["muv"] and by_name["muv"].endswith("no")
 

@@ -74,6 +74,7 @@ def test_data_root_sets(data_root, name):
     assert set(np.unique(ds.y)) == set(range(ds.num_classes))
 
 
+@pytest.mark.slow  # trains the TU GIN for many epochs (about 50 s on 2 cores)
 def test_gin_with_graphnorm_learns_mutag(no_data_root):
     ds = load_tu("mutag")
     train, test = stratified_kfold(ds.y, k=10, seed=0)[0]

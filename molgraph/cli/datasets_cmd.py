@@ -78,7 +78,7 @@ def _list(root: str | None) -> int:
     from molgraph.data.registry import expected_path, get_card, list_datasets
 
     rows = []
-    for name in list_datasets():
+    for name in list_datasets("all"):  # every kind: molecule tables, 3D, TU graphs, node graphs, temporal, generation
         card = get_card(name)
         # Presence only (no hashing): `list` must stay instant even with large data-root files.
         present = "yes" if expected_path(card.name, root).is_file() else "no"
