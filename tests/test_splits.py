@@ -461,6 +461,76 @@ def test_load_split_file_csv(tmp_path: Path) -> None:
         load_split_file(path)
 
 
+def test_chemprop_split_file_hand_written(tmp_path: Path) -> None:
+    # chemprop v2's --splits-file: a list of {"train", "val", "test"}; parts are index lists or
+    # strings with inclusive ranges ("0-2,7" is 0, 1, 2, 7); a missing "test" is an empty part
+    path = tmp_path / "cp.json"
+    path.write_text('[{"train": [0, 1, 2, 3, 5], "val": "4,6", "test": "7-9"}]')
+    split = load_split_file(path, n=10)
+    assert split.train.tolist() == [0, 1, 2, 3, 5]
+    assert split.val.tolist() == [4, 6]
+    assert split.test.tolist() == [7, 8, 9]
+    assert split.method == "file" and split.seed is None
+    assert split.sizes == pytest.approx((0.5, 0.2, 0.3))
+    with pytest.raises(ValueError, match="test index 9 is out of range for 9 rows"):
+        load_split_file(path, n=9)
+
+    path.write_text('[{"train": "0-5", "val": [6, 7]}]')
+    assert load_split_file(path).test.tolist() == []
+
+
+def test_chemprop_split_file_several_replicates(tmp_path: Path) -> None:
+    path = tmp_path / "three.json"
+    splits = [random_split(12, seed=s) for s in range(3)]
+    path.write_text(json.dumps([{k: v.tolist() for k, v in sp.parts().items()} for sp in splits]))
+    # molgraph trains on one split: without a choice the file is refused, and the message says how to pick
+    with pytest.raises(ValueError, match=r"3 splits \(replicates\).*replicate=0.*--splits-file") as info:
+        load_split_file(path)
+    assert str(path) in str(info.value)
+    for s in range(3):
+        got = load_split_file(path, n=12, replicate=s)
+        assert [got.train.tolist(), got.val.tolist(), got.test.tolist()] == [
+            splits[s].train.tolist(), splits[s].val.tolist(), splits[s].test.tolist()]
+        assert got.info["replicate"] == s
+    with pytest.raises(ValueError, match=r"replicate must be an integer in 0..2, got 3"):
+        load_split_file(path, replicate=3)
+    one = splits[0].save(tmp_path / "one.json")
+    with pytest.raises(ValueError, match="not a chemprop list"):
+        load_split_file(one, replicate=0)
+
+
+@pytest.mark.parametrize("text, message", [
+    ("[]", "empty list"),
+    ('[{"train": [0, 1], "test": [2]}]', "missing val"),
+    ('[{"train": [0], "val": [1], "valid": [2]}]', "unknown key"),
+    ('[{"train": "0-x", "val": [1]}]', "'0-x'"),
+    ('[{"train": "3-1", "val": [5]}]', "ends before it starts"),
+    ('[{"train": [0, 1], "val": "1"}]', "index 1 is in both train and val"),
+    ('[{"train": 5, "val": [1]}]', "list of row indices or a string"),
+    ('[[0, 1]]', "must be an object"),
+    ('[{"train": [], "val": []}]', "no indices"),
+])
+def test_chemprop_split_file_errors_name_the_problem(tmp_path: Path, text: str, message: str) -> None:
+    path = tmp_path / "bad.json"
+    path.write_text(text)
+    with pytest.raises(ValueError, match=message) as info:
+        load_split_file(path)
+    assert str(info.value).startswith(str(path))
+
+
+def test_chemprop_format_written_as_chemprop_reads_it(tmp_path: Path) -> None:
+    split = random_split(20, seed=3)
+    path = split.save(tmp_path / "cp.json", format="chemprop")
+    data = json.loads(path.read_text())
+    # the shape chemprop v2's train reads: a list of objects, each part a list of ints
+    assert isinstance(data, list) and len(data) == 1 and set(data[0]) == {"train", "val", "test"}
+    assert data[0]["test"] == split.test.tolist()
+    got = load_split_file(path, n=20)
+    assert all(np.array_equal(got.parts()[p], split.parts()[p]) for p in ("train", "val", "test"))
+    with pytest.raises(ValueError, match="format must be one of molgraph, chemprop"):
+        split.save(tmp_path / "x.json", format="deepchem")
+
+
 # ---------------------------------------------------------------------------------------------
 # CLI
 # ---------------------------------------------------------------------------------------------
@@ -501,6 +571,26 @@ def test_cli_writes_splits_and_rejects(tmp_path: Path, library: list[str], metho
     printed = capsys.readouterr().out
     assert f"train: {split.counts['train']}" in printed
     assert "rejected: 2" in printed
+
+
+def test_cli_chemprop_format_round_trip(tmp_path: Path, library: list[str], capsys) -> None:
+    # the same split written both ways: the chemprop file loads to exactly the molgraph file's rows
+    smiles = library[:40] + ["not a smiles"] + library[40:60]
+    src = tmp_path / "data.csv"
+    _write_csv(src, smiles, [i % 2 for i in range(len(smiles))])
+    common = ["split", "-i", str(src), "-s", "smiles", "--split", "balanced_scaffold", "--seed", "2"]
+    assert _cli([*common, "-o", str(tmp_path / "mg.json")]) == 0
+    assert _cli([*common, "--format", "chemprop", "-o", str(tmp_path / "cp.json")]) == 0
+    captured = capsys.readouterr()
+    assert "chemprop v2 --splits-file format" in captured.out
+    assert "1 row(s) put in no part" in captured.err and "cp.rejects.csv" in captured.err
+    assert isinstance(json.loads((tmp_path / "cp.json").read_text()), list)
+    molgraph_split = load_split_file(tmp_path / "mg.json", n=61)
+    chemprop_split = load_split_file(tmp_path / "cp.json", n=61)
+    for part in ("train", "val", "test"):
+        assert chemprop_split.parts()[part].tolist() == molgraph_split.parts()[part].tolist(), part
+    assert 40 not in np.concatenate(list(chemprop_split.parts().values()))
+    assert pd.read_csv(tmp_path / "cp.rejects.csv")["row"].tolist() == [40]
 
 
 def test_cli_errors(tmp_path: Path, capsys) -> None:

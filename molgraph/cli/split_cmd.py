@@ -8,6 +8,16 @@ Row indices in the output are 0-based positions among the CSV's data rows (the h
 blank lines are not counted), i.e. pandas row positions. Rows whose SMILES cannot be parsed are
 put in no part and listed in ``<out stem>.rejects.csv`` (columns ``row,input,reason``), which is
 always written (header only when there are none) so that a stale file never lingers.
+
+``--format chemprop`` writes the split as chemprop v2's ``--splits-file`` JSON instead of
+molgraph's ``splits.json``: a list holding one object ``{"train": [...], "val": [...],
+"test": [...]}`` of the same 0-based data-row indices (chemprop v2 ``chemprop train
+--splits-file``: "a list of dictionaries with keys train, val, and test and values as lists of
+indices"), so ``chemprop train --data-path IN.csv --splits-file OUT.json`` trains on exactly
+these rows. Method, seed and sizes are not stored in that format. chemprop v2 stops at any SMILES
+RDKit cannot parse anywhere in its data file, even in a row that is in no part, so when rows are
+rejected the command says so: remove or fix them in the CSV and split again. ``molgraph train
+--splits-file`` reads both formats.
 """
 
 from __future__ import annotations
@@ -22,6 +32,7 @@ from typing import Any
 import pandas as pd
 
 from molgraph.data.splits import SPLIT_METHODS, Split, _atomic_write_text, check_sizes, make_split
+from molgraph.data.splits.base import SPLIT_FILE_FORMATS
 
 __all__ = ["register", "rejects_path", "run"]
 
@@ -56,6 +67,13 @@ def register(subparsers: Any) -> argparse.ArgumentParser:
     )
     parser.add_argument("--seed", type=int, default=0, help="random seed (default: 0)")
     parser.add_argument("-o", "--output", type=Path, default=Path("splits.json"), help="output JSON (default: splits.json)")
+    parser.add_argument(
+        "--format",
+        choices=SPLIT_FILE_FORMATS,
+        default="molgraph",
+        help="molgraph: splits.json with method, seed and sizes (default); chemprop: chemprop v2's "
+        "--splits-file JSON, [{\"train\": [...], \"val\": [...], \"test\": [...]}], same row indices",
+    )
     parser.add_argument("--target-column", help="label column to stratify on (needed for --split stratified)")
     parser.add_argument("--generic", action="store_true", help="scaffold splits: group by generic scaffolds")
     parser.set_defaults(func=run)
@@ -156,9 +174,18 @@ def run(args: argparse.Namespace) -> int:
 
     output: Path = args.output
     output.parent.mkdir(parents=True, exist_ok=True)
-    written = split.save(output)
+    written = split.save(output, format=args.format)
     rejects = rejects_path(written)
     _write_rejects(rejects, split)
     print(_summary(split, rejects))
-    print(f"wrote {written}")
+    print(f"wrote {written}" + (" (chemprop v2 --splits-file format)" if args.format == "chemprop" else ""))
+    if args.format == "chemprop" and split.rejected:
+        # chemprop builds a molecule from every row of --data-path before it splits, and stops at
+        # the first one RDKit cannot parse: rows left out of every part here still stop it
+        print(
+            f"note: chemprop v2 stops at any unparsable SMILES in its data file, including the "
+            f"{len(split.rejected)} row(s) put in no part here (see {rejects}); remove or fix them in "
+            f"{path} and split again before `chemprop train --splits-file {written}`",
+            file=sys.stderr,
+        )
     return 0

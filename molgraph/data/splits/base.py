@@ -5,6 +5,11 @@ input (molecules, nodes or events), plus how the split was made (method, seed, r
 and an ``info`` dict. The split functions live in :mod:`~molgraph.data.splits.molecules`,
 :mod:`~molgraph.data.splits.nodes` and :mod:`~molgraph.data.splits.temporal`.
 
+Split files come in two JSON formats: molgraph's ``splits.json`` (:meth:`Split.save`, with the
+method, seed, sizes and rejects) and chemprop v2's ``--splits-file`` (:meth:`Split.save` with
+``format="chemprop"``, indices only); :func:`load_split_file` reads both, and CSVs with a
+``split`` column.
+
 Conventions shared by all split functions:
 
 * ``sizes`` are three non-negative fractions (train, val, test) summing to 1 within 1e-6.
@@ -31,6 +36,7 @@ from molgraph.data.sources import atomic_output
 __all__ = [
     "DEFAULT_SIZES",
     "PARTS",
+    "SPLIT_FILE_FORMATS",
     "Split",
     "check_sizes",
     "load_split_file",
@@ -42,6 +48,8 @@ DEFAULT_SIZES: tuple[float, float, float] = (0.8, 0.1, 0.1)
 
 _FORMAT = "molgraph.split"
 _FORMAT_VERSION = 1
+# What Split.save writes: molgraph's own splits.json, or chemprop v2's --splits-file JSON.
+SPLIT_FILE_FORMATS: tuple[str, str] = ("molgraph", "chemprop")
 # Labels accepted in the ``split`` column of a user CSV (after strip + lower-case).
 _CSV_PART_NAMES = {"train": "train", "val": "val", "valid": "val", "validation": "val", "test": "test"}
 
@@ -283,19 +291,36 @@ class Split:
             lines.append(f"  {json.dumps(key)}: {text}")
         return "{\n" + ",\n".join(lines) + "\n}\n"
 
-    def save(self, path: str | os.PathLike[str]) -> Path:
+    def to_chemprop_json(self) -> str:
+        """The split as chemprop v2's ``--splits-file`` JSON: ``[{"train": [...], "val": [...], "test": [...]}]``.
+
+        chemprop v2 (``chemprop train --splits-file``, documented in its ``train`` help since
+        v2.0: "a list of dictionaries with keys train, val, and test and values as lists of
+        indices") reads one split per list entry (one per replicate) and indexes the rows of its
+        ``--data-path`` CSV from 0, header not counted: the same row numbers ``molgraph split``
+        writes. Only the indices travel; method, seed, sizes and rejects do not (chemprop has no
+        place for them), so keep the molgraph file too if you want them.
+        """
+        parts = {name: idx.tolist() for name, idx in self.parts().items()}
+        return "[\n  {\n" + ",\n".join(f"    {json.dumps(k)}: {json.dumps(v)}" for k, v in parts.items()) + "\n  }\n]\n"
+
+    def save(self, path: str | os.PathLike[str], format: str = "molgraph") -> Path:
         """Write the split as JSON, atomically (a temp file in the same folder, then rename).
 
         Args:
             path: the file to write, or an existing folder (``splits.json`` is written in it).
+            format: ``"molgraph"`` (:meth:`to_json`, everything) or ``"chemprop"``
+                (:meth:`to_chemprop_json`, the indices as chemprop v2's ``--splits-file`` wants them).
 
         Returns:
             The path written.
         """
+        if format not in SPLIT_FILE_FORMATS:
+            raise ValueError(f"split file format must be one of {', '.join(SPLIT_FILE_FORMATS)}, got {format!r}")
         target = Path(path)
         if target.is_dir():
             target = target / "splits.json"
-        _atomic_write_text(target, self.to_json())
+        _atomic_write_text(target, self.to_json() if format == "molgraph" else self.to_chemprop_json())
         return target
 
     @classmethod
@@ -320,14 +345,21 @@ def _atomic_write_text(path: Path, text: str) -> None:
         handle.write(text)
 
 
-def load_split_file(path: str | os.PathLike[str], n: int | None = None) -> Split:
+def load_split_file(path: str | os.PathLike[str], n: int | None = None, replicate: int | None = None) -> Split:
     """Read a user-supplied split.
 
-    Two formats, chosen by suffix:
+    Three formats, the first two chosen by the ``.json`` suffix:
 
-    * ``.json``: a ``splits.json`` written by :meth:`Split.save`, or any object with ``train``,
-      ``val`` and ``test`` index lists (``method`` defaults to ``"file"``), or a one-element
-      list of such objects (chemprop v2's ``--splits-file`` format).
+    * a JSON object: a ``splits.json`` written by :meth:`Split.save`, or any object with ``train``,
+      ``val`` and ``test`` index lists (``method`` defaults to ``"file"``).
+    * a JSON list: chemprop v2's ``--splits-file`` (what ``molgraph split --format chemprop``
+      writes): one ``{"train": ..., "val": ..., "test": ...}`` object per replicate, each part a
+      list of 0-based data-row indices or a string of indices and inclusive ranges such as
+      ``"0-2,7"`` (chemprop's ``parse_indices`` rule); a missing ``test`` means an empty test
+      part, as in chemprop. A list of one split is read as that split. molgraph trains on one
+      split per run, so a list of several is refused unless ``replicate`` (0-based) picks one;
+      the error says how to write the chosen one to its own file for ``molgraph train``.
+      Chemprop splits get ``method="file"``, ``seed=None`` and sizes from their part counts.
     * anything else (``.csv``, ``.csv.gz``, ...): a CSV with a column ``split`` holding
       ``train``, ``val`` or ``test`` (case and surrounding spaces ignored; ``valid`` and
       ``validation`` mean ``val``) for every row of the dataset, in the dataset's row order.
@@ -338,28 +370,95 @@ def load_split_file(path: str | os.PathLike[str], n: int | None = None) -> Split
         n: number of rows in the dataset, if known: a CSV must have exactly ``n`` rows; a JSON
             split must have every index below ``n`` (and its recorded ``n_rows``, if any, must
             equal ``n``).
+        replicate: which split of a chemprop file holding several (0-based); ``None`` requires
+            a file of exactly one. Given for a file that is not a chemprop list, it is an error.
 
     Raises:
         FileNotFoundError: if the file is missing.
-        ValueError: for a malformed file or one that does not fit ``n``.
+        ValueError: for a malformed file or one that does not fit ``n``; every message starts
+            with the file's path.
     """
     source = Path(path)
     if not source.is_file():
         raise FileNotFoundError(f"split file not found: {source}")
     if source.suffix.lower() == ".json":
-        data = json.loads(source.read_text(encoding="utf-8"))
-        # chemprop v2's --splits-file holds a list of splits (one per replicate): accept one
-        if isinstance(data, list):
-            if len(data) != 1:
-                raise ValueError(f"{source}: holds {len(data)} splits; give a file with exactly one")
-            data = data[0]
         try:
-            split = Split.from_dict(data)
+            data = json.loads(source.read_text(encoding="utf-8"))
+        except json.JSONDecodeError as exc:
+            raise ValueError(f"{source}: not valid JSON ({exc})") from None
+        try:
+            if isinstance(data, list):
+                split = _chemprop_split(data, source, replicate)
+            elif replicate is not None:
+                raise ValueError(f"replicate={replicate} was given, but this is one split (a JSON object), "
+                                 "not a chemprop list of splits")
+            else:
+                split = Split.from_dict(data)
         except ValueError as exc:
             raise ValueError(f"{source}: {exc}") from None
         _check_fits(split, n, source)
         return split
+    if replicate is not None:
+        raise ValueError(f"{source}: replicate={replicate} applies to chemprop JSON split files only")
     return _load_split_csv(source, n)
+
+
+def _chemprop_part(value: Any, part: str) -> list[int]:
+    """One part of a chemprop split: a list of indices, or chemprop's string form ``"0-2,7"``."""
+    if isinstance(value, list):
+        return value  # checked by Split (integers, non-negative, no repeats)
+    if not isinstance(value, str):
+        raise ValueError(f"{part} must be a list of row indices or a string like '0-2,7', "
+                         f"got {type(value).__name__}")
+    indices: list[int] = []
+    for piece in value.split(","):
+        piece = piece.strip()
+        if not piece:
+            continue  # "1,2," and "" (an empty part) are harmless
+        first, dash, last = piece.partition("-")
+        try:
+            lo = int(first)
+            hi = int(last) if dash else lo
+        except ValueError:
+            raise ValueError(f"{part}: {piece!r} in {value!r} is not an index or an index range like 0-2") from None
+        if hi < lo:
+            raise ValueError(f"{part}: range {piece!r} ends before it starts")
+        indices.extend(range(lo, hi + 1))  # chemprop's ranges include both ends
+    return indices
+
+
+def _chemprop_split(data: list[Any], source: Path, replicate: int | None) -> Split:
+    """The split at ``replicate`` (or the only one) of a chemprop v2 ``--splits-file`` list."""
+    if not data:
+        raise ValueError("an empty list: a chemprop split file holds one object per split")
+    if replicate is None:
+        if len(data) != 1:
+            raise ValueError(
+                f"a chemprop split file with {len(data)} splits (replicates); molgraph trains on one split per "
+                f"run. Pick one (0-based) and write it to its own file, e.g. for the first: python -c "
+                f"\"from molgraph.data.splits import load_split_file; "
+                f"load_split_file({str(source)!r}, replicate=0).save('split0.json')\", then --splits-file split0.json")
+        replicate = 0
+    if isinstance(replicate, bool) or not isinstance(replicate, int) or not 0 <= replicate < len(data):
+        raise ValueError(f"replicate must be an integer in 0..{len(data) - 1}, got {replicate!r}")
+    entry = data[replicate]
+    if not isinstance(entry, dict):
+        raise ValueError(f"split {replicate} must be an object with train, val and test, got {type(entry).__name__}")
+    missing = [k for k in ("train", "val") if k not in entry]
+    if missing:
+        raise ValueError(f"split {replicate} is missing {', '.join(missing)}")
+    unknown = sorted(set(entry) - set(PARTS))
+    if unknown:
+        raise ValueError(f"split {replicate} has unknown key(s) {', '.join(map(repr, unknown))}; "
+                         "expected train, val and test")
+    # chemprop reads a missing "test" as an empty test part; do the same
+    parts = {p: _chemprop_part(entry.get(p, []), p) for p in PARTS}
+    total = sum(len(v) for v in parts.values())
+    if total == 0:
+        raise ValueError(f"split {replicate} has no indices")
+    sizes = tuple(len(parts[p]) / total for p in PARTS)
+    info = {"source": str(source), "format": "chemprop", "replicate": replicate, "rejected": []}
+    return Split(parts["train"], parts["val"], parts["test"], "file", None, sizes, info)  # type: ignore[arg-type]
 
 
 def _check_fits(split: Split, n: int | None, source: Path) -> None:
