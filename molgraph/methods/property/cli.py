@@ -1,4 +1,12 @@
-"""``molgraph predict`` and ``molgraph evaluate`` for property models: a CSV of SMILES in, a CSV out."""
+"""``molgraph predict`` and ``molgraph evaluate`` for property models: a CSV of SMILES in, a CSV out.
+
+The predictions file keeps every input column, in order, and adds for each target ``T`` the
+column ``T_pred`` (the prediction; for classification the probability of class 1), plus
+``T_std`` when the model gives an uncertainty (ensembles, MC dropout). The names do not depend on
+the input: a labelled file keeps its ``T`` column beside ``T_pred``, an unlabelled one gets
+``T_pred`` too, as in the run's ``test_predictions.csv``. An input that already has a column of
+one of these names is refused rather than overwritten.
+"""
 
 from __future__ import annotations
 
@@ -9,8 +17,20 @@ from typing import Any
 __all__ = ["add_predict_arguments", "predict_command", "load_inputs"]
 
 
+PREDICTION_COLUMNS_HELP = ("output: the input's columns, then per target T the column T_pred (plus T_std for "
+                           "ensembles and MC dropout), whether or not the input has a T column")
+
+
+def prediction_columns(target: str, with_std: bool) -> list[str]:
+    """The columns ``molgraph predict`` adds for ``target``: ``T_pred`` and, with an uncertainty, ``T_std``."""
+    return [f"{target}_pred"] + ([f"{target}_std"] if with_std else [])
+
+
 def add_predict_arguments(parser: argparse.ArgumentParser | Any) -> None:
-    """The property method's options of ``molgraph predict``."""
+    """The property method's options of ``molgraph predict`` (and the output columns, in its group's help)."""
+    # ``molgraph predict`` passes an argument group; its description is printed in --help
+    if isinstance(parser, argparse._ArgumentGroup) and not parser.description:
+        parser.description = PREDICTION_COLUMNS_HELP
     parser.add_argument("-s", "--smiles-column", default=None,
                         help="SMILES column (default: the training one, else 'smiles')")
     parser.add_argument("--n-jobs", type=int, default=1, help="featurization processes")
@@ -40,25 +60,40 @@ def load_inputs(args: argparse.Namespace):
 
 
 def predict_command(predictor: Any, args: argparse.Namespace) -> int:
-    """Predict every row of ``args.input``; write ``args.output`` (and the rejects file)."""
+    """Predict every row of ``args.input``; write ``args.output`` (and the rejects file).
+
+    Output columns: the input's, then ``T_pred`` (and ``T_std`` with an uncertainty) per target
+    ``T``, always under these names (see the module docstring). Rows whose molecule cannot be
+    read keep empty predictions and are listed in ``<OUT stem>.rejects.csv``.
+
+    Raises:
+        ValueError: if the input already has a column the predictions would take (e.g. a
+            predictions file given again as input), naming the column.
+    """
     import numpy as np
 
     from molgraph.io import atomic_output
 
     frame, column, smiles = _table(args, predictor)
+    # checked before predicting (a clash found after minutes of featurizing would waste them), and
+    # T_std too even for a model without uncertainty: a stale T_std beside fresh T_pred would mislead
+    taken = [c for name in predictor.target_names for c in prediction_columns(name, True) if c in frame.columns]
+    if taken:
+        raise ValueError(f"{args.input} already has column(s) {taken}, which the predictions would overwrite "
+                         "(is it a predictions file?); rename or drop them first")
     mean, std, kept, rejects = predictor.predict_smiles(
         smiles, n_jobs=args.n_jobs, batch_size=args.batch_size, device=args.device
     )
     out = frame.copy()
     for t, name in enumerate(predictor.target_names):
-        col = name if name not in frame.columns else f"{name}_pred"
+        pred_col, *std_col = prediction_columns(name, std is not None)
         values = np.full(len(frame), np.nan)
         values[kept] = mean[:, t]
-        out[col] = values
-        if std is not None:
+        out[pred_col] = values
+        if std_col:
             s = np.full(len(frame), np.nan)
             s[kept] = std[:, t]
-            out[f"{name}_std"] = s
+            out[std_col[0]] = s
     with atomic_output(args.output, "w", newline="", encoding="utf-8") as fh:
         out.to_csv(fh, index=False)
     rej_path = args.output.with_name(args.output.name.split(".")[0] + ".rejects.csv")
