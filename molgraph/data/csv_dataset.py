@@ -2,8 +2,16 @@
 
 Featurized graphs are cached on disk under a key made of the file's sha256, the featurizer's
 config, the column choice and the package version, so a cache is never served for a changed file
-or a different featurization; caches are written atomically and read with
-``torch.load(weights_only=True)``.
+or a different featurization.
+
+The cache file is ``<cache dir>/<name>-<key prefix>.npz`` (cache dir: ``MOLGRAPH_CACHE``, else the
+user cache folder): the graphs in the compact layout of
+:meth:`~molgraph.data.collated.CollatedGraphs.to_compact` (each array in its cheapest exact codec),
+zlib level 1, written atomically, read with ``np.load(allow_pickle=False)``. Reading gives the same
+tensors, dtypes included, as featurizing again. HIV's first 10k molecules: 0.7 MB (``multihot``),
+where format /1 (a ``torch.save`` of the tensors, ``.pt``) took 104 MB. Writing one prints a line
+with its path and size (:func:`~molgraph.data.sources.announce_cache_write`); ``molgraph cache
+info`` lists the cache and ``molgraph cache clear`` empties it.
 """
 
 from __future__ import annotations
@@ -20,15 +28,27 @@ from torch_geometric.data import Data
 
 import molgraph
 from molgraph.chem import MoleculeError
-from molgraph.data.collated import CollatedGraphs
-from molgraph.data.sources import atomic_output, cache_dir as default_cache_dir, sha256_file_cached
+from molgraph.data.collated import CollatedGraphs, _savez, decode_array, encode_array
+from molgraph.data.sources import (
+    announce_cache_write,
+    atomic_output,
+    cache_dir as default_cache_dir,
+    sha256_file_cached,
+)
 from molgraph.data.table import read_molecule_table
 from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize
 
-__all__ = ["MoleculeCSVDataset"]
+__all__ = ["MoleculeCSVDataset", "CACHE_FORMAT", "LEGACY_CACHE_FORMATS"]
 
 TASK_TYPES = ("regression", "classification")
-_CACHE_FORMAT = "molgraph.csv_dataset_cache/1"
+CACHE_FORMAT = "molgraph.csv_dataset_cache/2"  # compact .npz (see the module doc)
+# Earlier formats: never read again (their key differs), listed and removed by `molgraph cache`.
+LEGACY_CACHE_FORMATS = ("molgraph.csv_dataset_cache/1",)  # torch.save of the tensors as they are, .pt
+_CACHE_FORMAT = CACHE_FORMAT  # the name this module used before
+_CACHE_SUFFIX = ".npz"
+# zlib level of the cache's members: level 1 takes the compact HIV-10k file from 2.3 MB to 0.7 MB
+# and reads no slower (inflating 2 MB costs ~5 ms against ~25 ms to decode the graphs).
+_CACHE_COMPRESSLEVEL = 1
 
 
 class MoleculeCSVDataset(Dataset):
@@ -48,9 +68,15 @@ class MoleculeCSVDataset(Dataset):
         n_jobs: featurization processes.
         errors: ``"skip"`` (default: bad molecules go to :attr:`rejects`, with row and reason) or
             ``"raise"`` (the first bad molecule raises :class:`~molgraph.chem.MoleculeError`).
+        cache: read and write the featurization cache (default ``True``); ``False`` featurizes
+            and writes nothing (what ``--no-cache`` asks for).
         cache_dir: where featurized caches live (default: ``MOLGRAPH_CACHE`` or the user cache);
-            ``False`` disables caching.
+            ``False`` disables caching, as ``cache=False`` does.
         force_reload: featurize again even when a matching cache exists (and rewrite it).
+
+    Attributes:
+        cache_path: the cache file (``None`` when caching is off); ``from_cache`` says whether
+            the graphs were read from it.
         progress: progress bar (default: only on a terminal).
     """
 
@@ -65,6 +91,7 @@ class MoleculeCSVDataset(Dataset):
         featurizer: MolGraphFeaturizer | None = None,
         n_jobs: int = 1,
         errors: str = "skip",
+        cache: bool = True,
         cache_dir: str | Path | bool | None = None,
         force_reload: bool = False,
         progress: bool | None = None,
@@ -93,9 +120,9 @@ class MoleculeCSVDataset(Dataset):
             raise FileNotFoundError(f"molecule file not found: {self.path}")
         self.cache_key = hashlib.sha256(json.dumps(key_material, sort_keys=True).encode()).hexdigest()
         cache_path = None
-        if cache_dir is not False:
+        if cache and cache_dir is not False:
             base = Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
-            cache_path = base / f"{self.name}-{self.cache_key[:20]}.pt"
+            cache_path = base / f"{self.name}-{self.cache_key[:20]}{_CACHE_SUFFIX}"
         self.cache_path = cache_path
 
         loaded = None
@@ -135,30 +162,58 @@ class MoleculeCSVDataset(Dataset):
                 raise ValueError(f"{self.path}: classification labels must be 0/1 (or empty), found {bad[:5].tolist()}")
         return graphs, y, rejects
 
-    def _write_cache(self, path: Path, key: dict[str, Any], graphs, y, rejects) -> None:
-        payload = {
-            "key_json": json.dumps(key, sort_keys=True),
-            "graphs": graphs.to_dict(),
-            "y": y,
-            "rejects": [[r.index, r.input, r.reason] for r in rejects],
+    def _write_cache(self, path: Path, key: dict[str, Any], graphs: CollatedGraphs, y: torch.Tensor,
+                     rejects: list[Reject]) -> None:
+        """Write the compact cache file atomically and say so (one line: path, size, content)."""
+        y_spec, y_members = encode_array("y", y)
+        members: dict[str, Any] = {
+            "format": np.array(CACHE_FORMAT),
+            "key_json": np.array(json.dumps(key, sort_keys=True)),
+            # what `molgraph cache info` shows, readable without decoding the graphs
+            "about_json": np.array(json.dumps({
+                "name": self.name, "source": str(self.path.resolve()), "featurizer": self._featurizer_label(),
+                "num_graphs": len(graphs), "num_rejected": len(rejects), "molgraph_version": molgraph.__version__,
+            }, sort_keys=True)),
+            "dataset_json": np.array(json.dumps({
+                "y": y_spec, "rejects": [[r.index, r.input, r.reason] for r in rejects],
+            })),
+            **y_members,
+            **graphs.to_compact(prefix="graphs."),
         }
+        what = (f"features of {self.path.name} ({len(graphs)} molecules, {self._featurizer_label()}"
+                f"{f', {len(rejects)} rejected' if rejects else ''})")
         try:
             with atomic_output(path, "wb") as fh:
-                torch.save(payload, fh)
-        except OSError:
-            pass  # a read-only or full cache folder must not stop the user's work
+                _savez(fh, members, compresslevel=_CACHE_COMPRESSLEVEL)
+        except OSError as exc:  # a read-only or full cache folder must not stop the user's work
+            announce_cache_write(path, what, error=exc)
+            return
+        announce_cache_write(path, what)
+
+    def _featurizer_label(self) -> str:
+        """The featurizer in a word: its preset (``"multihot"``), else atom/bond presets or ``"custom"``."""
+        atom = getattr(self.featurizer.atom_featurizer, "preset", None) or "custom"
+        bond = getattr(self.featurizer.bond_featurizer, "preset", None) or "custom"
+        return atom if atom == bond else f"atoms {atom}, bonds {bond}"
 
     @staticmethod
     def _read_cache(path: Path, key: dict[str, Any]):
+        """``(graphs, y, rejects)`` from the cache file, or ``None`` when it is not this key's
+        (or cannot be read: the caller featurizes again and overwrites it)."""
         try:
-            payload = torch.load(path, weights_only=True)
+            with np.load(path, allow_pickle=False) as members:
+                if str(members["format"]) != CACHE_FORMAT:
+                    return None
+                # the file name holds only a prefix of the key: compare the full key material
+                if str(members["key_json"]) != json.dumps(key, sort_keys=True):
+                    return None
+                dataset = json.loads(str(members["dataset_json"]))
+                y = torch.from_numpy(decode_array("y", dataset["y"], members))
+                graphs = CollatedGraphs.from_compact(members, prefix="graphs.")
         except Exception:
-            return None  # unreadable or foreign file: featurize again and overwrite it
-        # the file name holds only a prefix of the key: compare the full key material
-        if payload.get("key_json") != json.dumps(key, sort_keys=True):
-            return None
-        rejects = [Reject(int(i), str(s), str(r)) for i, s, r in payload["rejects"]]
-        return CollatedGraphs.from_dict(payload["graphs"]), payload["y"], rejects
+            return None  # unreadable, truncated or foreign file: featurize again
+        rejects = [Reject(int(i), str(s), str(r)) for i, s, r in dataset["rejects"]]
+        return graphs, y, rejects
 
     # -- access ----------------------------------------------------------------------------------
     def __len__(self) -> int:

@@ -2,7 +2,8 @@
 
 * :func:`data_root` — folder holding the larger raw data sets (``moleculenet/hiv/HIV.csv``, ...),
   laid out like the project's shared data folder.
-* :func:`cache_dir` — folder for processed (featurized) caches.
+* :func:`cache_dir` — folder for processed (featurized) caches; :func:`announce_cache_write`
+  tells the user (one line on stderr) what was written there (``molgraph cache info|clear``).
 * :func:`sha256_file` / :func:`download_file` — checksummed file access.
 * :func:`atomic_output` / :func:`atomic_write_bytes` — re-exported from :mod:`molgraph.io`.
 """
@@ -10,7 +11,9 @@
 from __future__ import annotations
 
 import hashlib
+import logging
 import os
+import sys
 import threading
 import urllib.request
 from pathlib import Path
@@ -25,6 +28,8 @@ __all__ = [
     "CACHE_ENV",
     "data_root",
     "cache_dir",
+    "announce_cache_write",
+    "format_size",
     "sha256_file",
     "sha256_file_cached",
     "download_file",
@@ -65,6 +70,56 @@ def cache_dir() -> Path:
     if env:
         return Path(env).expanduser()
     return Path(platformdirs.user_cache_dir("molgraph")) / "processed"
+
+
+CACHE_LOGGER = "molgraph.cache"
+
+
+def format_size(num_bytes: int) -> str:
+    """A byte count for people: ``"812 B"``, ``"2.3 MB"``, ``"1.4 GB"`` (powers of 1000)."""
+    size = float(num_bytes)
+    for unit in ("B", "kB", "MB", "GB"):
+        if size < 1000 or unit == "GB":
+            return f"{size:.0f} {unit}" if unit == "B" else f"{size:.1f} {unit}"
+        size /= 1000
+    raise AssertionError("unreachable")
+
+
+def _tree_size(path: Path) -> int:
+    """Bytes of a file, or of every file under a folder."""
+    if path.is_dir():
+        return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+    return path.stat().st_size
+
+
+def announce_cache_write(path: str | os.PathLike[str], what: str, error: BaseException | None = None) -> str:
+    """Say, in one line on stderr, that a cache file (or folder) was written: path, size and content.
+
+    Caches are written as a side effect of loading data; without this line a user learns of a
+    100 MB file only when the disk fills. The line goes to the ``molgraph.cache`` logger at INFO
+    when logging is set up (``molgraph train`` sets it up; an application decides what it shows),
+    else straight to stderr, so scripts and notebooks see it too.
+
+    Args:
+        path: the file or folder written.
+        what: what it holds, e.g. ``"features of esol.csv (1128 molecules, multihot)"``.
+        error: the exception that stopped the write (the line then says it was not written).
+
+    Returns:
+        The line.
+    """
+    path = Path(path)
+    if error is None:
+        line = (f"molgraph: cached {what} in {path} ({format_size(_tree_size(path))}; "
+                f"'molgraph cache info' lists the cache, 'molgraph cache clear' empties it)")
+    else:
+        line = f"molgraph: could not write the cache {path} ({what}): {error}; continuing without it"
+    logger = logging.getLogger(CACHE_LOGGER)
+    if logger.hasHandlers():
+        logger.log(logging.WARNING if error is not None else logging.INFO, line)
+    else:
+        print(line, file=sys.stderr)
+    return line
 
 
 def sha256_file(path: str | os.PathLike[str]) -> str:
