@@ -28,8 +28,9 @@ B3LYP/6-31G(2df,p)) from ``zpve`` (0 per atom), ``U0``, ``U``, ``H``, ``G`` and 
 Cormorant's ``--subtract-thermo`` does; U0 then is the (negative) atomization energy.
 Positions are angstrom. Hartree -> eV uses 27.211386246 (CODATA 2018, as PyG).
 
-The processed arrays are written once to the cache folder (key: sha256 of the source files,
-the options and the molgraph version; atomic write) and read back with ``allow_pickle=False``.
+The processed arrays are written once to the cache folder as ``qm9-<key>.npz`` (key: sha256 of
+the source files, the options and the molgraph version; atomic write; a line on stderr says where
+and how large) and read back with ``allow_pickle=False``; ``cache=False`` neither reads nor writes it.
 """
 
 from __future__ import annotations
@@ -48,7 +49,12 @@ import molgraph
 from molgraph.data.collated import CollatedGraphs, ranges
 from molgraph.data.geometry import radius_graph
 from molgraph.data.registry import dataset_file, dataset_path
-from molgraph.data.sources import atomic_output, cache_dir as default_cache_dir, sha256_file_cached
+from molgraph.data.sources import (
+    announce_cache_write,
+    atomic_output,
+    cache_dir as default_cache_dir,
+    sha256_file_cached,
+)
 from molgraph.data.splits import Split, check_sizes, part_sizes
 
 __all__ = ["TARGETS", "TARGET_UNITS", "HARTREE_TO_EV", "QM9Dataset", "load_qm9", "read_atomref"]
@@ -226,6 +232,7 @@ def load_qm9(
     targets: Sequence[str] = TARGETS,
     energy_unit: str = "hartree",
     atomref: bool = False,
+    cache: bool = True,
     cache_dir: str | os.PathLike[str] | bool | None = None,
     force_reload: bool = False,
 ) -> QM9Dataset:
@@ -236,6 +243,7 @@ def load_qm9(
         targets: target columns (default the 12 standard ones, in :data:`TARGETS` order).
         energy_unit: ``"hartree"`` (QM9's own) or ``"eV"`` for homo/lumo/gap/zpve/U0/U/H/G.
         atomref: subtract atomic reference values (atomization energies).
+        cache: read and write the processed cache (``False``: process the files, write nothing).
         cache_dir: processed-cache folder (default ``MOLGRAPH_CACHE`` / user cache); False: no cache.
         force_reload: rebuild the cache.
     """
@@ -258,7 +266,7 @@ def load_qm9(
     }
     digest = hashlib.sha256(json.dumps(key, sort_keys=True).encode()).hexdigest()[:20]
     cache_path = None
-    if cache_dir is not False:
+    if cache and cache_dir is not False:
         base = Path(cache_dir) if cache_dir not in (None, True) else default_cache_dir()
         cache_path = base / f"qm9-{digest}.npz"
     if cache_path is not None and cache_path.is_file() and not force_reload:
@@ -271,9 +279,12 @@ def load_qm9(
             pass  # a damaged cache is rebuilt below
     arrays = _process(core, atomref_path, targets, energy_unit, atomref)
     if cache_path is not None:
+        what = f"QM9 arrays ({len(arrays['index'])} molecules, {len(targets)} targets, {energy_unit})"
         try:
             with atomic_output(cache_path, "wb") as fh:
                 np.savez(fh, key=np.array(json.dumps(key, sort_keys=True)), **arrays)
-        except OSError:
-            pass  # a read-only cache folder must not stop the user's work
+        except OSError as exc:  # a read-only cache folder must not stop the user's work
+            announce_cache_write(cache_path, what, error=exc)
+        else:
+            announce_cache_write(cache_path, what)
     return QM9Dataset(arrays, targets, energy_unit, atomref, split_path, from_cache=False)

@@ -6,7 +6,9 @@ learning with graphs", 2020): ``<NAME>_A.txt`` (edges, 1-based node ids, both di
 ``_edge_labels.txt``, ``_node_attributes.txt``. Parsing is torch_geometric's ``TUDataset``; it
 writes a ``processed/`` folder next to ``raw/``, so the raw files are first copied (after the
 sha256 check against the card) into a cache folder keyed by their checksums and the molgraph
-version, built in a temporary folder and renamed into place (a crash leaves no half-made cache).
+version, ``<cache dir>/tu/<NAME>-<key>/``, built in a temporary folder and renamed into place (a
+crash leaves no half-made cache); its ``molgraph-cache.json`` marks it as molgraph's for
+``molgraph cache info|clear``. ``cache=False`` builds in a temporary folder removed after loading.
 
 Node features ``x``:
 
@@ -24,12 +26,13 @@ from __future__ import annotations
 import contextlib
 import hashlib
 import io
+import json
 import os
 import shutil
 import tempfile
 from dataclasses import dataclass
 from pathlib import Path
-from typing import Any
+from typing import Any, Iterator
 
 import numpy as np
 import torch
@@ -37,7 +40,7 @@ from torch_geometric.data import Data
 
 import molgraph
 from molgraph.data.collated import CollatedGraphs
-from molgraph.data.sources import cache_dir
+from molgraph.data.sources import announce_cache_write, cache_dir
 
 __all__ = ["TUGraphs", "TU_NAMES", "load_tu", "load_tu_files"]
 
@@ -51,6 +54,8 @@ TU_NAMES = {
     "imdb_multi": "IMDB-MULTI",
 }
 _SOCIAL = {"IMDB-BINARY", "IMDB-MULTI"}
+TU_CACHE_FORMAT = "molgraph.tu_cache/1"
+TU_CACHE_MARKER = "molgraph-cache.json"  # in each cache folder: what it is, for `molgraph cache`
 
 
 @dataclass
@@ -113,47 +118,74 @@ def _cache_key(tu_name: str, files: dict[str, str]) -> str:
     return f"{tu_name}-{h.hexdigest()[:16]}"
 
 
-def _processed_root(tu_name: str, raw_files: dict[str, Path], digests: dict[str, str]) -> Path:
-    """A cache folder with ``<tu_name>/raw`` (copies) and ``<tu_name>/processed`` (PyG's)."""
+def _build(folder: Path, tu_name: str, raw_files: dict[str, Path]) -> None:
+    """Copy the raw files into ``folder/<tu_name>/raw`` and let PyG write ``processed`` next to them."""
     from torch_geometric.datasets import TUDataset
 
+    raw = folder / tu_name / "raw"
+    raw.mkdir(parents=True)
+    for fname, src in raw_files.items():
+        shutil.copyfile(src, raw / fname)
+    with contextlib.redirect_stderr(io.StringIO()):  # PyG prints "Processing... Done!" here
+        TUDataset(str(folder), tu_name)  # parses and writes folder/<tu_name>/processed
+
+
+def _processed_root(tu_name: str, raw_files: dict[str, Path], digests: dict[str, str]) -> Path:
+    """A cache folder with ``<tu_name>/raw`` (copies) and ``<tu_name>/processed`` (PyG's)."""
     root = cache_dir() / "tu" / _cache_key(tu_name, digests)
     if (root / tu_name / "processed").is_dir():
         return root
     root.parent.mkdir(parents=True, exist_ok=True)
     tmp = Path(tempfile.mkdtemp(prefix=f".{root.name}.", dir=root.parent))
     try:
-        raw = tmp / tu_name / "raw"
-        raw.mkdir(parents=True)
-        for fname, src in raw_files.items():
-            shutil.copyfile(src, raw / fname)
-        with contextlib.redirect_stderr(io.StringIO()):  # PyG prints "Processing... Done!" here
-            TUDataset(str(tmp), tu_name)  # parses and writes tmp/<tu_name>/processed
+        _build(tmp, tu_name, raw_files)
+        marker = {"format": TU_CACHE_FORMAT, "dataset": tu_name, "molgraph_version": molgraph.__version__}
+        (tmp / TU_CACHE_MARKER).write_text(json.dumps(marker, sort_keys=True) + "\n")
         try:
             os.replace(tmp, root)
         except OSError:  # another process made it first: keep theirs
             if not (root / tu_name / "processed").is_dir():
                 raise
+        else:
+            announce_cache_write(root, f"TU {tu_name} parsed by PyG")
     finally:
         if tmp.exists():
             shutil.rmtree(tmp, ignore_errors=True)
     return root
 
 
-def load_tu_files(name: str, raw_files: dict[str, Path], digests: dict[str, str]) -> TUGraphs:
+@contextlib.contextmanager
+def _processed_folder(tu_name: str, raw_files: dict[str, Path], digests: dict[str, str],
+                      cache: bool) -> Iterator[Path]:
+    """The folder to open with PyG's ``TUDataset``: the cache's, or (``cache=False``) a temporary
+    one removed on exit (``TUDataset`` reads its processed file into memory, so the graphs outlive it)."""
+    if cache:
+        yield _processed_root(tu_name, raw_files, digests)
+        return
+    with tempfile.TemporaryDirectory(prefix=f"molgraph-{tu_name}-") as tmp:
+        _build(Path(tmp), tu_name, raw_files)
+        yield Path(tmp)
+
+
+def load_tu_files(
+    name: str, raw_files: dict[str, Path], digests: dict[str, str], *, cache: bool = True,
+) -> TUGraphs:
     """Parse checked TU files into :class:`TUGraphs` (see the module docstring for features).
 
     Args:
         name: registry name (a key of :data:`TU_NAMES`).
         raw_files: file name (``MUTAG_A.txt``, ...) -> path of the verified file.
         digests: the same names -> sha256 (the cache key).
+        cache: keep PyG's parsed files in the cache folder (``False``: parse in a temporary
+            folder, write nothing to the cache).
     """
     from torch_geometric.datasets import TUDataset
 
     if name not in TU_NAMES:
         raise KeyError(f"unknown TU dataset {name!r}; known: {sorted(TU_NAMES)}")
     tu_name = TU_NAMES[name]
-    ds = TUDataset(str(_processed_root(tu_name, raw_files, digests)), tu_name)
+    with _processed_folder(tu_name, raw_files, digests, cache) as folder:
+        ds = TUDataset(str(folder), tu_name)
     graphs: list[Data] = []
     max_degree: int | None = None
     if tu_name in _SOCIAL:
@@ -177,13 +209,15 @@ def load_tu_files(name: str, raw_files: dict[str, Path], digests: dict[str, str]
                     node_features=node_features, max_degree=max_degree)
 
 
-def load_tu(name: str, root: str | os.PathLike[str] | None = None, *, check: bool = True) -> TUGraphs:
+def load_tu(name: str, root: str | os.PathLike[str] | None = None, *, check: bool = True,
+            cache: bool = True) -> TUGraphs:
     """A TU dataset by registry name (``"mutag"``, ``"proteins"``, ...), sha256-checked.
 
     MUTAG and PTC_MR are bundled; PROTEINS, NCI1, IMDB-BINARY and IMDB-MULTI are read from the
     data root (``root``, else ``$MOLGRAPH_DATA``) at ``graphs/tu/<NAME>/raw/``, the layout of the
     project's shared data folder. The first load parses the files into the cache (a few seconds
-    for NCI1); later loads read PyG's processed file.
+    for NCI1); later loads read PyG's processed file. ``cache=False`` parses them every time and
+    writes nothing to the cache.
 
     Raises:
         KeyError: unknown name.
@@ -200,4 +234,4 @@ def load_tu(name: str, root: str | os.PathLike[str] | None = None, *, check: boo
     card = get_card(key)
     raw = {PurePosixPath(rel).name: dataset_file(key, rel, root, check=check) for rel in card.files}
     digests = {PurePosixPath(rel).name: digest for rel, digest in card.files.items()}
-    return load_tu_files(key, raw, digests)
+    return load_tu_files(key, raw, digests, cache=cache)
