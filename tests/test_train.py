@@ -152,6 +152,25 @@ def test_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_csv):
     assert sorted(set(epochs)) == list(range(5))
 
 
+class _WorseEachEpoch(L.Callback):
+    """Reports a validation loss that grows with the epoch: the best epoch is always the first."""
+
+    def on_validation_end(self, trainer, pl_module):  # after the task logs, before checkpointing (Lightning runs checkpoint callbacks last)
+        trainer.callback_metrics["val_loss"] = torch.tensor(float(trainer.current_epoch))
+
+
+def test_last_checkpoint_holds_the_last_epoch_not_the_best(tmp_path, tiny_csv):
+    # interrupted at the start of epoch 3: epochs 0-2 are done, epoch 0 is the best
+    with pytest.raises(_Interrupt):
+        run_training(_config(tmp_path, tiny_csv, "cut", epochs=6), callbacks=[_WorseEachEpoch(), _StopAtEpoch(3)])
+    member = tmp_path / "cut" / "checkpoints" / "member_0"
+    assert torch.load(member / "best.ckpt", weights_only=True)["epoch"] == 0
+    assert torch.load(member / "last.ckpt", weights_only=True)["epoch"] == 2
+    run_training(_config(tmp_path, tiny_csv, "cut", epochs=6), resume=True, callbacks=[_WorseEachEpoch()])
+    resumed = pd.read_csv(tmp_path / "cut" / "logs" / "member_0" / "version_1" / "metrics.csv")
+    assert sorted(resumed["epoch"].dropna().astype(int).unique()) == [3, 4, 5]  # nothing redone
+
+
 def test_cli_resume_reads_settings_from_run_dir(tmp_path, tiny_csv):
     run = tmp_path / "run"
     args = ["train", "-i", str(tiny_csv), "-s", "smiles", "--target-columns", "logS", "-t", "regression",

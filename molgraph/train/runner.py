@@ -289,11 +289,16 @@ def _fit_member(
         monitor=train.monitor,
         mode=mode,
         save_top_k=1,
-        save_last=True,
         enable_version_counter=False,
     )
+    # last.ckpt is what --resume continues from, so it must hold the latest epoch. Lightning's
+    # save_last writes it only in the epochs where the best checkpoint improved, so a resumed run
+    # would redo every epoch since the last improvement: a second callback without a monitor
+    # keeps the newest epoch instead.
+    latest = ModelCheckpoint(dirpath=mdir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
+                             enable_version_counter=False)
     timer = EpochTimer()
-    cbs: list[Callback] = [ckpt, timer, *callbacks]
+    cbs: list[Callback] = [ckpt, latest, timer, *callbacks]
     if train.patience:
         cbs.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience))
     accelerator = train.accelerator
