@@ -3,6 +3,10 @@
 Real data lives in ``../shared/data`` next to the repository (or wherever ``MOLGRAPH_TEST_DATA``
 points). Tests that need it use the ``data_root`` fixture, which skips with a clear reason when
 the folder is absent and otherwise points ``MOLGRAPH_DATA`` at it for the test's duration.
+
+Caches: every test runs with ``MOLGRAPH_CACHE`` set to a temporary folder of the session
+(:func:`molgraph_cache`, autouse), so loading datasets never writes to the user's cache folder;
+it is set in ``os.environ``, so command-line tests run as subprocesses inherit it.
 """
 
 from __future__ import annotations
@@ -24,6 +28,26 @@ def _shared_data() -> Path | None:
 
 
 SHARED_DATA = _shared_data()
+
+
+@pytest.fixture(scope="session", autouse=True)
+def molgraph_cache(tmp_path_factory: pytest.TempPathFactory):
+    """The session's cache folder: ``MOLGRAPH_CACHE`` points here for every test (and subprocess).
+
+    Without it the suite wrote ``tiny-*``, ``two-*``, ``bbbp_small-*`` and ``data-*`` caches into
+    the user's home cache on every run. A test may still point ``MOLGRAPH_CACHE`` elsewhere with
+    ``monkeypatch``; the session value comes back after it.
+    """
+    folder = tmp_path_factory.mktemp("molgraph-cache")
+    previous = os.environ.get("MOLGRAPH_CACHE")
+    os.environ["MOLGRAPH_CACHE"] = str(folder)
+    try:
+        yield folder
+    finally:
+        if previous is None:
+            os.environ.pop("MOLGRAPH_CACHE", None)
+        else:
+            os.environ["MOLGRAPH_CACHE"] = previous
 
 
 @pytest.fixture

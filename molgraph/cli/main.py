@@ -25,6 +25,7 @@ _COMMAND_MODULES = (
     "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
     "molgraph.cli.conformers_cmd",
+    "molgraph.cli.cache_cmd",
 )
 
 
