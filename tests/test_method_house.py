@@ -245,5 +245,5 @@ def test_a_model_file_of_molgraph_0_1_predicts_as_it_did(tmp_path):
     assert main(["predict", "--model", str(legacy), "-i", str(inputs), "-o", str(tmp_path / "out.csv")]) == 0
     got = pd.read_csv(tmp_path / "out.csv")
     col = "measured log solubility in mols per litre"
-    np.testing.assert_allclose(got[col], expected[f"{col}_pred"], rtol=1e-6, atol=1e-6)
+    np.testing.assert_allclose(got[f"{col}_pred"], expected[f"{col}_pred"], rtol=1e-6, atol=1e-6)
     assert Predictor.load(legacy).target_names == [col]

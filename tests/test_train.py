@@ -155,7 +155,12 @@ def test_resume_ends_like_an_uninterrupted_run(tmp_path, tiny_csv):
 class _WorseEachEpoch(L.Callback):
     """Reports a validation loss that grows with the epoch: the best epoch is always the first."""
 
-    def on_validation_end(self, trainer, pl_module):  # after the task logs, before checkpointing (Lightning runs checkpoint callbacks last)
+    # after the task logs and before checkpointing (Lightning runs checkpoint callbacks last), at
+    # both moments a ModelCheckpoint may save
+    def on_validation_end(self, trainer, pl_module):
+        trainer.callback_metrics["val_loss"] = torch.tensor(float(trainer.current_epoch))
+
+    def on_train_epoch_end(self, trainer, pl_module):
         trainer.callback_metrics["val_loss"] = torch.tensor(float(trainer.current_epoch))
 
 
@@ -376,3 +381,17 @@ def test_norm_eps_is_checked():
         TrainConfig(dataset="esol", model="gcn", output_dropout=-0.1, output_dir="run").validate()
     with pytest.raises(ValueError, match="norm_eps must be > 0"):
         TrainConfig(dataset="esol", model="gin", norm_eps=0.0, output_dir="run").validate()
+
+
+def test_config_toml_holds_every_resolved_value_and_reruns_identically(tmp_path, tiny_csv, capsys):
+    from molgraph.train.settings import flatten, load_toml
+
+    first = run_training(_config(tmp_path, tiny_csv, "first", model="gcn"))
+    saved = flatten(load_toml(tmp_path / "first" / "config.toml"))
+    # the preset's sizes and the task type's metrics are written, not left out as "default"
+    for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim", "norm", "residual", "gcn_propagation"):
+        assert saved[key] is not None, key
+    assert saved["metrics"] == ["rmse", "mae", "r2"] and saved["task_type"] == "regression"
+    assert main(["train", "--config", str(tmp_path / "first" / "config.toml"), "-o", str(tmp_path / "again")]) == 0
+    again = json.loads((tmp_path / "again" / "metrics.json").read_text())
+    assert again["test"] == first.metrics["test"]

@@ -10,6 +10,7 @@ Life of a run (``molgraph train --method NAME``)::
     config = Method.config_class(...)          # sections; CLI options generated from the fields
     method.validate(config)                    # before anything is read or written
     prepared = method.prepare(config, ...)     # data, split, loaders: fails before the run folder
+    method.resolve(config, prepared)           # preset and data defaults written into the settings
     method.write_start(config, prepared, run_dir)
     for member in range(ensemble_size):        # Lightning fits, checkpoints, resume: the trainer's
         model = method.build_model(config, prepared)
@@ -92,6 +93,14 @@ class Method:
     def prepare(self, config: Any, *, run_dir: Path, resume: bool, say: Callable[[str], None]) -> Prepared:
         """Read the data, split it, build the data module. Writes nothing in ``run_dir``."""
         raise NotImplementedError(f"method {self.name!r} does not train")
+
+    def resolve(self, config: Any, prepared: Prepared) -> None:
+        """Fill in the settings that were left to defaults decided by the data or a preset.
+
+        Called after :meth:`prepare` and before ``config.toml`` is written, so the run folder
+        records every value the run used (the network's sizes from a preset, the metrics of the
+        task type). Must not change what the run does.
+        """
 
     def write_start(self, config: Any, prepared: Prepared, run_dir: Path) -> None:
         """Files written before training besides ``config.toml`` (the split, rejected inputs)."""

@@ -51,6 +51,7 @@ __all__ = [
     "check_run_dir",
     "check_trainer_settings",
     "EpochTimer",
+    "EpochLog",
     "is_global_zero_process",
     "write_csv",
     "write_json",
@@ -89,6 +90,41 @@ class EpochTimer(Callback):
 
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._stop()
+
+
+class EpochLog(Callback):
+    """One line per epoch (epoch, losses, validation metrics, seconds) through ``say``.
+
+    What a job scheduler, ``nohup`` or a notebook shows of a run: the progress bar is drawn only on
+    a terminal, so without this line minutes pass silently between the split and the metrics.
+    """
+
+    def __init__(self, say: Callable[[str], None], member: int, n_members: int) -> None:
+        self.say = say
+        self.prefix = f"member {member}: " if n_members > 1 else ""
+        self._start: float | None = None
+
+    def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        self._start = time.perf_counter()
+
+    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if trainer.sanity_checking or not trainer.is_global_zero or self._start is None:
+            return
+        # train_loss is logged at the end of the training epoch, which Lightning runs after
+        # validation: this epoch's value is not there yet, so the line shows validation values
+        # here and the training loss is added at epoch end
+        self._val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
+
+    def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
+        if not trainer.is_global_zero or self._start is None:
+            return
+        metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
+        metrics.update(getattr(self, "_val", {}))
+        shown = "  ".join(f"{k} {metrics[k]:.5g}" for k in sorted(metrics, key=lambda k: (k != "train_loss", k)))
+        epochs = trainer.max_epochs if trainer.max_epochs is not None else "?"
+        self.say(f"{self.prefix}epoch {trainer.current_epoch + 1}/{epochs}  {shown}  "
+                 f"{time.perf_counter() - self._start:.1f} s")
+        self._val = {}
 
 
 def is_global_zero_process() -> bool:
@@ -299,6 +335,9 @@ def _fit_member(
                              enable_version_counter=False)
     timer = EpochTimer()
     cbs: list[Callback] = [ckpt, latest, timer, *callbacks]
+    show_bar = default_progress(train.progress)
+    if not show_bar and not train.quiet:
+        cbs.append(EpochLog(say, member, train.ensemble_size))
     if train.patience:
         cbs.append(EarlyStopping(monitor=train.monitor, mode=mode, patience=train.patience))
     accelerator = train.accelerator
@@ -313,7 +352,7 @@ def _fit_member(
         logger=_loggers(run_dir, member),
         gradient_clip_val=train.grad_clip,
         deterministic=train.deterministic if accelerator == "cpu" else ("warn" if train.deterministic else False),
-        enable_progress_bar=default_progress(train.progress),
+        enable_progress_bar=show_bar,
         enable_model_summary=False,
         num_sanity_val_steps=0,
         use_distributed_sampler=False,  # the data module shards training data itself
@@ -419,6 +458,7 @@ def run_training(
     elif zero:
         leftovers = check_run_dir(run_dir, method)
     prepared = method.prepare(config, run_dir=run_dir, resume=resume, say=say)
+    method.resolve(config, prepared)
     if zero:
         if leftovers:
             say(f"{run_dir}: removing the files of an earlier run that stopped before training anything")

@@ -78,6 +78,7 @@ def setting(
     nargs: int | str | None = None,
     path: bool = False,
     cli: bool = True,
+    default_text: str | None = None,
 ) -> Any:
     """A dataclass field with what the command line and the checks need.
 
@@ -92,15 +93,36 @@ def setting(
         nargs: argparse ``nargs`` for list settings (default ``"+"``).
         path: the value is a file or folder path (a ``Path`` is accepted and saved as text).
         cli: make a command-line option (``False``: file-only settings).
+        default_text: what the default means, for ``--help`` (needed where the default is
+            ``None``: "from the model preset", "no early stopping"); other defaults are shown as
+            their value.
     """
     meta = {"help": help, "flags": tuple(flags), "choices": choices, "metavar": metavar, "minimum": minimum,
-            "nargs": nargs, "path": path, "cli": cli}
+            "nargs": nargs, "path": path, "cli": cli, "default_text": default_text}
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"molgraph": meta})
 
 
 def _meta(f: dataclasses.Field) -> dict[str, Any]:
     return dict(f.metadata.get("molgraph", {"help": "", "flags": (), "choices": None, "metavar": None,
-                                            "minimum": None, "nargs": None, "path": False, "cli": True}))
+                                            "minimum": None, "nargs": None, "path": False, "cli": True,
+                                            "default_text": None}))
+
+
+def _help_with_default(f: dataclasses.Field, meta: dict[str, Any]) -> str | None:
+    """The help text, with the default appended unless the text already states it."""
+    text = meta["help"] or ""
+    if "default" in text:
+        return text
+    if meta["default_text"] is not None:
+        shown = meta["default_text"]
+    elif f.default is not dataclasses.MISSING and f.default is not None:
+        shown = f.default if not isinstance(f.default, bool) else ("on" if f.default else "off")
+    elif f.default_factory is not dataclasses.MISSING:  # type: ignore[misc]
+        value = f.default_factory()  # type: ignore[misc]
+        shown = " ".join(str(v) for v in value) if isinstance(value, list) and value else ("none" if not value else value)
+    else:
+        return text or None
+    return f"{text} (default: {shown})" if text else f"default: {shown}"
 
 
 def _sections(cls: type) -> list[dataclasses.Field]:
@@ -216,7 +238,8 @@ class TrainerSettings:
 
     seed: int = setting(0, flags=("--pytorch-seed",), help="model seed (default 0)")
     epochs: int = setting(50, help="default 50", minimum=1)
-    patience: int | None = setting(None, help="early stopping after N epochs without improvement", minimum=1)
+    patience: int | None = setting(None, help="early stopping after N epochs without improvement", minimum=1,
+                                   default_text="no early stopping")
     batch_size: int = setting(64, flags=("-b",), help="examples per batch per process (default 64)", minimum=1)
     optimizer: str = setting("adam", choices=OPTIMIZERS, help="%(choices)s (default adam)")
     weight_decay: float = setting(0.0, help="optimizer weight decay", minimum=0)
@@ -225,7 +248,7 @@ class TrainerSettings:
     init_lr: float = setting(1e-4)
     max_lr: float = setting(1e-3)
     final_lr: float = setting(1e-4)
-    grad_clip: float | None = setting(None, help="gradient norm clipping")
+    grad_clip: float | None = setting(None, help="gradient norm clipping", default_text="no clipping")
     monitor: str = setting("val_loss", flags=("--tracking-metric",),
                            help="what selects the best epoch: val_loss (default) or val_<metric>")
     ensemble_size: int = setting(1, help="deep ensemble of K models (default 1)", minimum=1)
@@ -239,9 +262,11 @@ class TrainerSettings:
     deterministic: bool = setting(False, help="torch deterministic algorithms (default off: CPU runs repeat exactly "
                                               "with the same seeds and thread count anyway, and the deterministic "
                                               "scatter path is ~6x slower; turn on for bit-repeatable GPU runs)")
-    progress: bool | None = setting(None, help="progress bar (default: on a terminal)")
+    progress: bool | None = setting(None, help="progress bar (default: on a terminal; elsewhere one line per epoch)")
+    quiet: bool = setting(False, help="no per-epoch lines when there is no progress bar")
     # output
-    output_dir: str | None = setting(None, flags=("-o", "--save-dir"), help="run folder to create", path=True)
+    output_dir: str | None = setting(None, flags=("-o", "--save-dir"), help="run folder to create", path=True,
+                                     default_text="none: required")
 
     def validate(self, logged: tuple[str, ...] = ("val_loss", "train_loss")) -> None:
         """Ranges and combinations of the trainer settings; ``logged``: what the task logs (monitor)."""
@@ -447,7 +472,10 @@ def add_arguments(parser: argparse.ArgumentParser, cls: type, *, skip: tuple[str
         given = [f"--{f.name.replace('_', '-')}", *meta["flags"]]
         # short options first, as argparse shows them; otherwise in declaration order
         names = sorted(given, key=lambda n: (n.startswith("--"), given.index(n)))
-        kwargs: dict[str, Any] = {"dest": f.name, "help": meta["help"] or None, "default": argparse.SUPPRESS}
+        help_text = _help_with_default(f, meta)
+        # argparse formats help with %: a literal percent sign in a default would break it
+        help_text = help_text.replace("%", "%%").replace("%%(choices)s", "%(choices)s") if help_text else None
+        kwargs: dict[str, Any] = {"dest": f.name, "help": help_text, "default": argparse.SUPPRESS}
         if meta["choices"] is not None:
             kwargs["choices"] = _Choices(meta["choices"])
             kwargs["metavar"] = meta["metavar"] or "NAME"

@@ -62,14 +62,16 @@ class _SplitNames:
 class DataSection:
     """Where the molecules and targets come from, and how they become graphs."""
 
-    input: str | None = setting(None, flags=("-i", "--data-path"), help="CSV/TSV file with SMILES and targets",
+    input: str | None = setting(None, flags=("-i", "--data-path"), help="CSV/TSV file with SMILES and targets", default_text="none: give -i or --dataset",
                                 path=True)
-    smiles_column: str | None = setting(None, flags=("-s", "--smiles-columns"), help="SMILES column")
+    smiles_column: str | None = setting(None, flags=("-s", "--smiles-columns"), help="SMILES column", default_text="none: required with -i")
     target_columns: list[str] = setting(default_factory=list, help="target column(s)")
-    dataset: str | None = setting(None, help="a registry dataset instead of -i (see `molgraph datasets list`)")
+    dataset: str | None = setting(None, help="a registry dataset instead of -i (see `molgraph datasets list`)",
+                                default_text="none")
     data_root: str | None = setting(None, help="folder holding data-root datasets (default: $MOLGRAPH_DATA)",
                                     path=True)
-    task_type: str | None = setting(None, flags=("-t",), choices=TASK_TYPES, metavar="TASK_TYPE", help="%(choices)s")
+    task_type: str | None = setting(None, flags=("-t",), choices=TASK_TYPES, metavar="TASK_TYPE", help="%(choices)s",
+                                default_text="the dataset card's; required with -i")
     featurizer: str = setting("multihot", choices=FEATURIZERS, help="atom/bond features: %(choices)s (default: multihot)")
     molecule_featurizers: list[str] = setting(
         default_factory=list, flags=("--features-generators",), metavar="NAME",
@@ -88,7 +90,7 @@ class SplitSection:
                               "ties latest first)")
     split_sizes: list[float] = setting(default_factory=lambda: [0.8, 0.1, 0.1], nargs=3,
                                        metavar=("TRAIN", "VAL", "TEST"), help="default: 0.8 0.1 0.1")
-    split_file: str | None = setting(None, flags=("--splits-file",), help="a split file (JSON or CSV, file rows)",
+    split_file: str | None = setting(None, flags=("--splits-file",), help="a split file (JSON or CSV, file rows)", default_text="none: --split decides",
                                      path=True)
     data_seed: int = setting(0, help="seed of the split and of the batch order (default 0)")
 
@@ -99,17 +101,21 @@ class ModelSection:
 
     model: str = setting("dmpnn", choices=MODELS,
                          help="%(choices)s (default: dmpnn; gin, gcn: Hu et al. 2020 baselines)")
-    hidden_dim: int | None = setting(None, flags=("--message-hidden-dim",), minimum=1)
-    depth: int | None = setting(None, help="message-passing steps", minimum=1)
+    hidden_dim: int | None = setting(None, flags=("--message-hidden-dim",), minimum=1, help="encoder width",
+                                    default_text="the preset's: 300")
+    depth: int | None = setting(None, help="message-passing steps", minimum=1,
+                               default_text="the preset's: dmpnn 3, gin/gcn 5")
     dropout: float = setting(0.0)
     readout: str | None = setting(None, flags=("--aggregation",), choices=READOUTS,
-                                  help="molecule readout: %(choices)s (norm: sum / 100, chemprop's default)")
-    ffn_hidden_dim: int | None = setting(None, minimum=1)
+                                  help="molecule readout: %(choices)s (norm: sum / 100, what chemprop uses)",
+                                  default_text="the preset's: mean")
+    ffn_hidden_dim: int | None = setting(None, minimum=1, help="width of the head's hidden layers",
+                                        default_text="hidden_dim")
     ffn_layers: int = setting(1, flags=("--ffn-num-layers",), minimum=0)
     batch_norm: bool | None = setting(None, cli=False)  # older switch for norm = batch | none (files only)
     norm: str | None = setting(None, choices=NORMS,
                                help="normalization of gin and gcn after each linear map: %(choices)s (graph: "
-                                    "GraphNorm, Cai et al. 2021; default batch)")
+                                    "GraphNorm, Cai et al. 2021; default batch; not for dmpnn)")
     # residual connections in gin/gcn; None: on for the per-graph norms (graph, instance), as in the
     # GraphNorm reference, off otherwise (the OGB baselines)
     residual: bool | None = setting(None, help="residual connections in gin and gcn (default: on with --norm graph "
@@ -120,7 +126,8 @@ class ModelSection:
                                                 "molecules may want more")
     gcn_propagation: str | None = setting(None, choices=PROPAGATIONS,
                                           help="the gcn model's layer: symmetric (Kipf & Welling, the OGB baseline; "
-                                               "default) or mean (the GraphNorm reference's molecule GCN)")
+                                               "default) or mean (the GraphNorm reference's molecule GCN)",
+                                          default_text="symmetric")
     gin_message_activation: bool | None = setting(None, help="the gin model's ReLU on each message h_u + e_uv "
                                                              "(default on, GINEConv; off: the GraphNorm reference's "
                                                              "molecule GIN)")
@@ -135,7 +142,8 @@ class EvalSection:
     """What is reported and how predictions carry uncertainty."""
 
     metrics: list[str] = setting(default_factory=list, flags=("--metric",), choices=METRICS,
-                                 help="%(choices)s (those of the task type); the first one is the primary metric")
+                                 help="%(choices)s (those of the task type); the first one is the primary metric",
+                                 default_text="regression: rmse mae r2; classification: roc_auc prc_auc accuracy")
     mc_dropout_samples: int = setting(0, help="MC-dropout passes at prediction (needs --dropout)", minimum=0)
 
 

@@ -152,6 +152,27 @@ class PropertyMethod(Method):
             extra_scaler=extra_scaler, learned=learned, batcher=batcher, model_config=model_config,
         )
 
+    def resolve(self, config: PropertyConfig, prepared: PropertyPrepared) -> None:
+        """The preset's network sizes, the data's task type and targets, the task type's metrics."""
+        from molgraph.train.metrics import default_metrics
+
+        data, mc = prepared.data, prepared.model_config
+        config.task_type = data.task_type
+        config.target_columns = list(data.target_names)
+        if not config.metrics:
+            config.metrics = list(default_metrics(data.task_type))
+        for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim"):
+            setattr(config, key, mc[key])
+        if mc["encoder"] in ("gine", "gcn"):  # the settings that only these encoders take
+            config.norm = mc["norm"] or ("batch" if mc["batch_norm"] else "none")
+            config.batch_norm = None  # norm now says it
+            config.residual = bool(mc["residual"])
+        if mc["encoder"] == "gcn":
+            config.gcn_propagation = mc["gcn_propagation"]
+        if mc["encoder"] == "gine":
+            config.gin_message_activation = bool(mc["gin_message_activation"])
+            config.gin_last_activation = bool(mc["gin_last_activation"])
+
     def write_start(self, config: PropertyConfig, prepared: PropertyPrepared, run_dir: Path) -> None:
         """Rejected molecules and the split (file rows)."""
         from molgraph.methods.property.prepare import split_to_rows
