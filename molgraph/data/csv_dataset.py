@@ -44,7 +44,6 @@ TASK_TYPES = ("regression", "classification")
 CACHE_FORMAT = "molgraph.csv_dataset_cache/2"  # compact .npz (see the module doc)
 # Earlier formats: never read again (their key differs), listed and removed by `molgraph cache`.
 LEGACY_CACHE_FORMATS = ("molgraph.csv_dataset_cache/1",)  # torch.save of the tensors as they are, .pt
-_CACHE_FORMAT = CACHE_FORMAT  # the name this module used before
 _CACHE_SUFFIX = ".npz"
 # zlib level of the cache's members: level 1 takes the compact HIV-10k file from 2.3 MB to 0.7 MB
 # and reads no slower (inflating 2 MB costs ~5 ms against ~25 ms to decode the graphs).
@@ -109,7 +108,7 @@ class MoleculeCSVDataset(Dataset):
         self.from_cache = False
 
         key_material = {
-            "format": _CACHE_FORMAT,
+            "format": CACHE_FORMAT,
             "file_sha256": sha256_file_cached(self.path) if self.path.is_file() else None,
             "smiles_column": smiles_column,
             "target_columns": self.target_columns,
