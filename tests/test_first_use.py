@@ -132,6 +132,26 @@ def test_demo_refuses_a_used_output_folder(one_dataset_demo: Path, capsys) -> No
     assert (one_dataset_demo / "new" / "rejects.csv").is_file()
 
 
+@pytest.mark.slow  # trains on all of ESOL for one epoch (~15 s on 2 cores)
+def test_demo_training_run_and_its_next_command(one_dataset_demo: Path, monkeypatch, capsys) -> None:
+    import molgraph.data.registry as registry
+
+    monkeypatch.setattr(registry, "list_datasets", lambda *a, **k: [])  # training part only
+    assert main(["demo", "--epochs", "1"]) == 0
+    out = capsys.readouterr().out
+    folder = one_dataset_demo / "demo-run"
+    assert (folder / "esol_dmpnn" / "model.pt").is_file()
+    rejects = pd.read_csv(folder / "rejects.csv")
+    assert rejects["source"].tolist() == ["new_molecules.csv"] and rejects["input"].tolist() == ["C1CC(("]
+    full = rejects["reason"][0]
+    assert f"rejected: {shorten(full, 80)}" in out and len(full) > 80  # shortened on screen only
+    # the printed next step runs as shown and gives the _pred column
+    next_line = next(line for line in out.splitlines() if line.startswith("next: molgraph "))
+    assert main(next_line.split()[2:]) == 0
+    preds = pd.read_csv(folder / "predictions.csv")
+    assert list(preds.columns) == ["name", "smiles", "measured log solubility in mols per litre_pred"]
+
+
 def test_demo_help_says_where_it_writes(capsys) -> None:
     with pytest.raises(SystemExit):
         main(["demo", "--help"])
