@@ -12,6 +12,7 @@ import contextlib
 import os
 import pickle
 import tempfile
+import warnings
 from pathlib import Path
 from typing import IO, Any, Iterator
 
@@ -92,7 +93,11 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu", *, 
     if not path.is_file():
         raise FileNotFoundError(f"no such file: {path}")
     try:
-        return torch.load(path, map_location=map_location, weights_only=True)
+        with warnings.catch_warnings():
+            # torch notes files pickled with protocol > 2 (Lightning's checkpoints, other tools'
+            # files); weights_only loading handles them, and a refused file raises below
+            warnings.filterwarnings("ignore", message="Detected pickle protocol", category=UserWarning)
+            return torch.load(path, map_location=map_location, weights_only=True)
     except pickle.UnpicklingError as exc:
         raise error(
             f"{path}: refused to load: the file contains pickled objects other than tensors and plain "

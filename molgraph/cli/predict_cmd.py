@@ -3,7 +3,7 @@
 Needs only the input and the model (a run folder or its ``model.pt``): the model file names its
 method, and the method reads the input and writes the output. Property models: the featurizer,
 scalers, targets and task come from the model file; the output keeps every input column and adds
-one column per target (plus ``<target>_std`` for ensembles / MC dropout); rows whose molecule
+one ``<target>_pred`` column per target (plus ``<target>_std`` for ensembles / MC dropout); rows whose molecule
 cannot be read get empty predictions and go, with the reason, to ``<OUT stem>.rejects.csv``.
 """
 

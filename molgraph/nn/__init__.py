@@ -13,14 +13,20 @@ Layers take plain tensors (``x``, ``edge_index``, ``edge_attr``, ``batch``) so t
 outside :mod:`molgraph.methods`.
 """
 
-from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges
-from molgraph.nn.encoders import InputEncoder
-from molgraph.nn.ffn import ACTIVATIONS, FFN, get_activation
-from molgraph.nn.gcn import PROPAGATIONS, BondGCNConv, GCNEncoder, MeanBondConv
-from molgraph.nn.gin import GINEncoder
-from molgraph.nn.gine import GINEEncoder
-from molgraph.nn.norm import NORMS, GraphNorm, NodeNorm, make_norm
-from molgraph.nn.readout import READOUTS, Readout
+import warnings
+
+with warnings.catch_warnings():
+    # importing torch_geometric.nn runs torch.jit.script, which torch 2.13 deprecates: a warning
+    # about PyG's code, not ours or the user's
+    warnings.filterwarnings("ignore", message=".*torch.jit.script.* is deprecated", category=DeprecationWarning)
+    from molgraph.nn.dmpnn import BondMessagePassing, reverse_edges
+    from molgraph.nn.encoders import InputEncoder
+    from molgraph.nn.ffn import ACTIVATIONS, FFN, get_activation
+    from molgraph.nn.gcn import PROPAGATIONS, BondGCNConv, GCNEncoder, MeanBondConv
+    from molgraph.nn.gin import GINEncoder
+    from molgraph.nn.gine import GINEEncoder
+    from molgraph.nn.norm import NORMS, GraphNorm, NodeNorm, make_norm
+    from molgraph.nn.readout import READOUTS, Readout
 
 __all__ = [
     "ACTIVATIONS",

@@ -370,6 +370,8 @@ def _fit_member(
         warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
         # validation metrics are computed on the whole val set by every rank: identical, no sync needed
         warnings.filterwarnings("ignore", message=".*when logging on epoch level in distributed setting.*")
+        if ckpt_path is not None:  # a resumed member writes into its own checkpoint folder, as it should
+            warnings.filterwarnings("ignore", message="Checkpoint directory .* exists and is not empty")
         trainer.fit(task, datamodule=prepared.datamodule, ckpt_path=ckpt_path, weights_only=True)
     if trainer.interrupted:
         raise KeyboardInterrupt(f"training interrupted; continue with: molgraph train --resume {run_dir}")

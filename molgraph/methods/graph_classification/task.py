@@ -186,6 +186,7 @@ def fit_graph_classifier(
         with warnings.catch_warnings():
             # tiny TU sets give Lightning's "few batches" and "num_workers" hints on every run
             warnings.filterwarnings("ignore", message=".*(does not have many workers|number of training batches).*")
+            warnings.filterwarnings("ignore", message=".*treespec, LeafSpec.*")  # Lightning vs torch 2.13
             pl_log.setLevel(logging.WARNING)  # no "GPU available" banner per fold; restored below
             trainer.fit(task, train_dataloaders=train_loader)
     finally:
