@@ -429,3 +429,12 @@ def test_what_repeats_under_another_thread_count(tmp_path):
     assert two.metrics["test"] == again.metrics["test"]
     for key, value in one.metrics["test"].items():
         assert two.metrics["test"][key] == pytest.approx(value, rel=1e-5), key
+
+
+def test_no_cache_neither_reads_nor_writes_the_cache(tmp_path, tiny_csv, monkeypatch):
+    cache = tmp_path / "cache"
+    monkeypatch.setenv("MOLGRAPH_CACHE", str(cache))
+    run_training(_config(tmp_path, tiny_csv, "off", cache=False, epochs=1))
+    assert not cache.exists() or not any(cache.iterdir())
+    run_training(_config(tmp_path, tiny_csv, "on", epochs=1))
+    assert [p.suffix for p in cache.iterdir()] == [".npz"]

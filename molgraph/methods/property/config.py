@@ -79,6 +79,8 @@ class DataSection:
              "chemprop's names), ngram (N-gram graph, W fitted on the training split) or ngram:MODEL.npz (a fitted "
              "N-gram model, from `molgraph ngram embed --save-model`)")
     n_jobs: int = setting(1, help="featurization processes")
+    cache: bool = setting(True, help="read and write the featurized molecules in the cache folder "
+                                     "($MOLGRAPH_CACHE; `molgraph cache info`)")
 
 
 @dataclass

@@ -106,7 +106,8 @@ def scale_extra(raw: np.ndarray | None, scaler: StandardScaler | None) -> torch.
 def prepare_data(config: TrainConfig, *, progress: bool | None = None) -> PreparedData:
     """Load and featurize the data the settings name (uses the featurization cache)."""
     featurizer = MolGraphFeaturizer.from_preset(config.featurizer)
-    kwargs: dict[str, Any] = dict(featurizer=featurizer, n_jobs=config.n_jobs, errors="skip", progress=progress)
+    kwargs: dict[str, Any] = dict(featurizer=featurizer, n_jobs=config.n_jobs, errors="skip", progress=progress,
+                                  cache=config.cache)
     if config.dataset is not None:
         from molgraph.data.registry import get_card, load_dataset
 
