@@ -438,3 +438,27 @@ def test_no_cache_neither_reads_nor_writes_the_cache(tmp_path, tiny_csv, monkeyp
     assert not cache.exists() or not any(cache.iterdir())
     run_training(_config(tmp_path, tiny_csv, "on", epochs=1))
     assert [p.suffix for p in cache.iterdir()] == [".npz"]
+
+
+def test_one_line_per_epoch_without_a_progress_bar_and_none_with_quiet(tmp_path, tiny_csv, caplog):
+    lines: list[str] = []
+    run_training(_config(tmp_path, tiny_csv, "loud", epochs=2), say=lines.append)
+    epochs = [ln for ln in lines if ln.startswith("epoch ")]
+    assert [ln.split()[1] for ln in epochs] == ["1/2", "2/2"]
+    assert all("train_loss" in ln and "val_rmse" in ln and ln.endswith(" s") for ln in epochs)
+    quiet: list[str] = []
+    run_training(_config(tmp_path, tiny_csv, "quiet", epochs=2, quiet=True), say=quiet.append)
+    assert not [ln for ln in quiet if ln.startswith("epoch ")]
+
+
+def test_train_help_states_every_default(capsys):
+    with pytest.raises(SystemExit):
+        main(["train", "--help"])
+    out = capsys.readouterr().out
+    options = out.split("\ndata:\n", 1)[1]  # the settings' options: the groups from data on
+    import re
+
+    # one entry per option: its text runs until the next line that starts an option
+    entries = re.split(r"\n  (?=-)", options)
+    missing = [e.split()[0] for e in entries[1:] if "default" not in e]
+    assert not missing, missing
