@@ -58,6 +58,9 @@ from __future__ import annotations
 
 import argparse
 import gc
+import json
+import shutil
+import subprocess
 import os
 import sys
 import time
@@ -482,6 +485,146 @@ def format_whole(result: dict[str, Any]) -> str:
     return "\n".join(lines)
 
 
+# -- library scale (--scale) ------------------------------------------------------------------------------
+def moses_path(data_root: str | None) -> Path:
+    root = Path(data_root or os.environ.get("MOLGRAPH_DATA") or REPO_ROOT.parent / "shared" / "data")
+    return root / "zinc" / "moses" / "train.csv.gz"
+
+
+def _logp(smiles: str) -> str:
+    from rdkit import Chem, RDLogger
+    from rdkit.Chem import Crippen
+
+    RDLogger.DisableLog("rdApp.*")
+    mol = Chem.MolFromSmiles(smiles)
+    return "" if mol is None else f"{Crippen.MolLogP(mol):.4f}"
+
+
+def _with_logp(src: Path, dst: Path, limit: int | None) -> None:
+    """MOSES has no property column; the training epoch needs one: RDKit's Crippen logP, computed here."""
+    import csv
+    import gzip
+    from multiprocessing import Pool
+
+    with gzip.open(src, "rt", newline="") as fin:
+        reader = csv.reader(fin)
+        header = next(reader)
+        col = header.index("SMILES")
+        smiles = [row[col] for i, row in enumerate(reader) if limit is None or i < limit]
+    with Pool(2) as pool:
+        values = pool.map(_logp, smiles, chunksize=2000)
+    tmp = dst.with_suffix(".tmp")
+    with gzip.open(tmp, "wt", newline="", compresslevel=1) as fout:
+        w = csv.writer(fout)
+        w.writerow(["SMILES", "logp"])
+        w.writerows(zip(smiles, values))
+    tmp.replace(dst)
+
+
+def _watch(cmd: list[str], log: Path, env: dict[str, str] | None = None) -> dict[str, Any]:
+    """Run ``cmd``; sample its process tree every 0.2 s: wall time, peak RSS of the main process, of
+    the largest worker and of all of them together (bytes)."""
+    import psutil
+
+    start = time.perf_counter()
+    with open(log, "ab") as out:
+        proc = subprocess.Popen(cmd, stdout=out, stderr=subprocess.STDOUT, env=env)
+        main = psutil.Process(proc.pid)
+        peak_main = peak_worker = peak_total = 0
+        while proc.poll() is None:
+            try:
+                rss_main = main.memory_info().rss
+                workers = [c.memory_info().rss for c in main.children(recursive=True)]
+            except psutil.Error:
+                workers, rss_main = [], peak_main
+            peak_main = max(peak_main, rss_main)
+            peak_worker = max([peak_worker, *workers])
+            peak_total = max(peak_total, rss_main + sum(workers))
+            time.sleep(0.2)
+    wall = time.perf_counter() - start
+    if proc.returncode != 0:
+        raise RuntimeError(f"{' '.join(cmd)} exited with {proc.returncode}:\n{log.read_text()[-3000:]}")
+    return {"wall_s": wall, "peak_rss_main_bytes": peak_main, "peak_rss_largest_worker_bytes": peak_worker,
+            "peak_rss_tree_bytes": peak_total}
+
+
+def _dir_bytes(path: Path) -> int:
+    return sum(p.stat().st_size for p in path.rglob("*") if p.is_file())
+
+
+def scale(args: argparse.Namespace) -> dict[str, Any]:
+    """MOSES train -> shards with the local engine (1 and 2 jobs) and Dask, then one training epoch."""
+    import gzip
+    import importlib.util
+
+    src = moses_path(args.data_root)
+    if not src.is_file():
+        raise SystemExit(f"{src} not found (set MOLGRAPH_DATA or --data-root)")
+    work = Path(args.scale_workdir)
+    work.mkdir(parents=True, exist_ok=True)
+    log = work / "log.txt"
+    data = work / (f"moses_train_first{args.limit}_logp.csv.gz" if args.limit else "moses_train_logp.csv.gz")
+    if not data.is_file():
+        print(f"== computing Crippen logP for {data.name} (the training target)", flush=True)
+        _with_logp(src, data, args.limit)
+    n_rows = sum(1 for _ in gzip.open(data, "rt")) - 1
+    base = [sys.executable, "-m", "molgraph.cli.main", "featurize", "-i", str(data), "-s", "SMILES",
+            "--errors", "skip", "--featurizer", "multihot", "--shard-size", str(args.shard_size),
+            "--target-columns", "logp"]
+    contenders = {"local_1_job": ["--n-jobs", "1"], "local_2_jobs": ["--n-jobs", "2"]}
+    if importlib.util.find_spec("dask") is not None:
+        contenders["dask_local_cluster_2_workers"] = ["--engine", "dask"]
+    results: dict[str, Any] = {}
+    outputs: dict[str, Path] = {}
+    for name, extra in contenders.items():
+        out = work / f"shards_{name}"
+        shutil.rmtree(out, ignore_errors=True)
+        print(f"== {name}", flush=True)
+        t = _watch([*base, *extra, "-o", f"{out}/"], log)
+        manifest = json.loads((out / "manifest.json").read_text())
+        t.update(n_input_rows=n_rows, n_graphs=manifest["n_graphs"], n_rejected=manifest["n_rejected"],
+                 molecules_per_second=n_rows / t["wall_s"], output_bytes=_dir_bytes(out))
+        results[name] = t
+        outputs[name] = out
+        print(f"  {t['wall_s']:.1f} s, {t['molecules_per_second']:.0f} mol/s, peak RSS main "
+              f"{t['peak_rss_main_bytes'] / 2**20:.0f} MiB, tree {t['peak_rss_tree_bytes'] / 2**20:.0f} MiB, "
+              f"output {t['output_bytes'] / 2**20:.1f} MiB", flush=True)
+    # the engines must agree: same graphs in the same shards
+    names = list(outputs)
+    ref = outputs[names[0]]
+    for other in names[1:]:
+        for f in sorted(ref.glob("shard-*/*.npy")):
+            if f.read_bytes() != (outputs[other] / f.relative_to(ref)).read_bytes():
+                raise RuntimeError(f"{other} wrote {f.relative_to(ref)} differently from {names[0]}")
+    ratios = {"local 2 jobs / 1 job (speed)": results["local_1_job"]["wall_s"] / results["local_2_jobs"]["wall_s"]}
+    if "dask_local_cluster_2_workers" in results:
+        ratios["dask overhead vs local 2 jobs (wall, fraction)"] = (
+            results["dask_local_cluster_2_workers"]["wall_s"] / results["local_2_jobs"]["wall_s"] - 1.0)
+    train = None
+    if args.scale_train_fraction > 0:
+        run_dir = work / "train_run"
+        shutil.rmtree(run_dir, ignore_errors=True)
+        frac = args.scale_train_fraction
+        cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "-i", f"{outputs['local_2_jobs']}/", "-t", "regression",
+               "--epochs", "1", "--split-sizes", str(frac), str(min(0.01, (1 - frac) / 2)),
+               str(round(1 - frac - min(0.01, (1 - frac) / 2), 6)), "--accelerator", "cpu", "--no-progress",
+               "-o", str(run_dir)]
+        print(f"== one training epoch from the shards ({frac:.0%} of them as the training split)", flush=True)
+        t = _watch(cmd, log)
+        metrics = json.loads((run_dir / "metrics.json").read_text())
+        t.update(train_fraction=frac, timing=metrics.get("timing"), command=" ".join(cmd[1:]))
+        train = t
+        print(f"  {t['wall_s']:.1f} s, peak RSS {t['peak_rss_tree_bytes'] / 2**20:.0f} MiB, "
+              f"{(metrics.get('timing') or {}).get('train_molecules_per_second', float('nan')):.0f} mol/s", flush=True)
+    return {"input": f"{src} (+ Crippen logP computed by the benchmark as the training target)"
+                     + (f", first {args.limit} rows" if args.limit else ""), "n_input_rows": n_rows, "shard_size": args.shard_size, "featurizer": "multihot",
+            "contenders": results, "ratios": ratios, "train_one_epoch": train,
+            "goals": {"peak RSS local 2 jobs < 2 GiB": results["local_2_jobs"]["peak_rss_tree_bytes"] < 2 * 2**30,
+                      "2 jobs / 1 job >= 1.6": ratios["local 2 jobs / 1 job (speed)"] >= 1.6,
+                      **({"dask overhead < 20%": ratios["dask overhead vs local 2 jobs (wall, fraction)"] < 0.2}
+                         if "dask overhead vs local 2 jobs (wall, fraction)" in ratios else {})}}
+
+
 def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p = argparse.ArgumentParser(description="SMILES -> graph featurization speed benchmark.")
     p.add_argument("--repeats", type=int, default=3, help="timed runs per contender; the best is kept (default 3)")
@@ -496,6 +639,13 @@ def parse_args(argv: Sequence[str] | None = None) -> argparse.Namespace:
     p.add_argument("--formats", nargs="+", choices=("pt", "npz"), default=["pt", "npz"],
                    help="whole-process: output formats of the command (default pt npz)")
     p.add_argument("--warmup", type=int, default=1, help="whole-process: untimed rounds first (default 1)")
+    p.add_argument("--scale", action="store_true",
+                   help="library scale: MOSES train -> shards with 1 and 2 local jobs and Dask (peak RSS, mol/s, "
+                        "size), then one training epoch from the shards")
+    p.add_argument("--shard-size", type=int, default=100_000, help="scale: molecules per shard (default 100000)")
+    p.add_argument("--scale-workdir", default="/tmp/molgraph_scale", help="scale: where the shards go")
+    p.add_argument("--scale-train-fraction", type=float, default=0.1,
+                   help="scale: share of the shards in the training split of the one-epoch run (0: no training)")
     p.add_argument("--_pyg-worker", nargs=2, metavar=("CSV", "OUT"), dest="pyg_worker", help=argparse.SUPPRESS)
     args = p.parse_args(argv)
     if args.repeats < 1:
@@ -513,6 +663,15 @@ def main(argv: Sequence[str] | None = None) -> int:
     args = parse_args(argv)
     if args.pyg_worker:
         return pyg_worker(*args.pyg_worker)
+    if args.scale:
+        run = harness.start_run(argv, script=__file__, distributions=VERSIONED, output=args.output)
+        result = scale(args)
+        print(json.dumps({k: v for k, v in result.items() if k != "contenders"}, indent=1, default=str))
+        settings = {"limit": args.limit, "shard_size": args.shard_size, "train_fraction": args.scale_train_fraction}
+        harness.update_results(args.output, [harness.Part("scale", result, settings)], run,
+                               benchmark="featurize", legacy_keys=LEGACY_KEYS)
+        print(f"\nwrote {args.output} (part scale)")
+        return 0
     if args.whole_process:
         run = harness.start_run(argv, script=__file__, distributions=VERSIONED, output=args.output)
         result = whole_process(args)
