@@ -62,7 +62,9 @@ class _SplitNames:
 class DataSection:
     """Where the molecules and targets come from, and how they become graphs."""
 
-    input: str | None = setting(None, flags=("-i", "--data-path"), help="CSV/TSV file with SMILES and targets", default_text="none: give -i or --dataset",
+    input: str | None = setting(None, flags=("-i", "--data-path"),
+                                help="CSV/TSV file with SMILES and targets, or a folder of featurized shards "
+                                     "(`molgraph featurize -o DIR/ --target-columns ...`, read lazily)", default_text="none: give -i or --dataset",
                                 path=True)
     smiles_column: str | None = setting(None, flags=("-s", "--smiles-columns"), help="SMILES column", default_text="none: required with -i")
     target_columns: list[str] = setting(default_factory=list, help="target column(s)")
@@ -198,7 +200,26 @@ class PropertyConfig(SectionedConfig):
             raise ValueError("give exactly one of input (-i FILE) and dataset (--dataset NAME)")
         if self.task_type is not None:
             _check_choice("task_type", self.task_type, choices["task_type"])
-        if self.input is not None:
+        if self.input is not None and is_shard_dir(self.input):
+            # featurized shards (`molgraph featurize -o DIR/`): the manifest names the SMILES column,
+            # the targets and the featurizer
+            import json
+            from pathlib import Path
+
+            manifest = json.loads((Path(self.input) / "manifest.json").read_text())
+            stored = list(manifest.get("target_columns") or [])
+            if not stored:
+                raise ValueError(f"input {self.input}: the shards hold no target column; featurize with "
+                                 "--target-columns to train on them")
+            if self.target_columns and list(self.target_columns) != stored:
+                raise ValueError(f"target_columns: the shards in {self.input} hold {stored}; give those (or none)")
+            if self.task_type is None:
+                raise ValueError("input needs task_type (-t regression|classification)")
+            if self.molecule_featurizers:
+                raise ValueError("molecule_featurizers need every SMILES in memory; the sharded input is read "
+                                 "lazily: featurize the molecule features into a CSV input instead")
+            task_type, n_targets = self.task_type, len(stored)
+        elif self.input is not None:
             if not self.smiles_column:
                 raise ValueError("input needs smiles_column (-s)")
             if not self.target_columns:
@@ -322,6 +343,14 @@ class PropertyConfig(SectionedConfig):
             task_type = get_card(str(self.dataset)).task_type
         metrics = self.metrics or (default_metrics(task_type) if task_type in TASK_TYPES else [])
         return ("val_loss", "train_loss", *[f"val_{m}" for m in metrics])
+
+def is_shard_dir(path: Any) -> bool:
+    """Whether ``path`` is a folder of featurized shards (it holds ``manifest.json``)."""
+    from pathlib import Path
+
+    p = Path(path)
+    return p.is_dir() and (p / "manifest.json").is_file()
+
 
 def setting_choices() -> dict[str, tuple[str, ...]]:
     """The valid names of each setting that names a choice, read from the registries defining them."""

@@ -116,7 +116,7 @@ class PropertyMethod(Method):
         from molgraph.data.loader import GraphBatcher
         from molgraph.data.splits import Split
         from molgraph.methods.property.prepare import (
-            add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions,
+            LazySmiles, add_learned_features, prepare_data, scale_extra, split_from_rows, split_positions,
         )
         from molgraph.train.datamodule import GraphDataModule
         from molgraph.train.scaling import StandardScaler
@@ -141,7 +141,8 @@ class PropertyMethod(Method):
         if data.extra_raw is not None:
             extra_scaler = StandardScaler().fit(data.extra_raw[split.train])
             extra = scale_extra(data.extra_raw, extra_scaler)
-        batcher = GraphBatcher(data.graphs, data.y, extra)
+        # sharded input batches itself, from the mapped shards (targets included); else gather in memory
+        batcher = data.graphs if isinstance(data.smiles, LazySmiles) else GraphBatcher(data.graphs, data.y, extra)
         dm = GraphDataModule(
             batcher, split.train, split.val, split.test,
             batch_size=config.batch_size, data_seed=config.data_seed, num_workers=config.num_workers,

@@ -50,7 +50,8 @@ class PreparedData:
 
     @property
     def rows(self) -> np.ndarray:
-        return self.graphs.rows.numpy()
+        rows = self.graphs.rows
+        return rows.numpy() if hasattr(rows, "numpy") else np.asarray(rows)
 
     def __len__(self) -> int:
         return len(self.graphs)
@@ -105,6 +106,10 @@ def scale_extra(raw: np.ndarray | None, scaler: StandardScaler | None) -> torch.
 
 def prepare_data(config: TrainConfig, *, progress: bool | None = None) -> PreparedData:
     """Load and featurize the data the settings name (uses the featurization cache)."""
+    from molgraph.methods.property.config import is_shard_dir
+
+    if config.input is not None and is_shard_dir(config.input):
+        return _prepare_shards(config)
     featurizer = MolGraphFeaturizer.from_preset(config.featurizer)
     kwargs: dict[str, Any] = dict(featurizer=featurizer, n_jobs=config.n_jobs, errors="skip", progress=progress,
                                   cache=config.cache)
@@ -173,8 +178,62 @@ def split_positions(config: TrainConfig, data: PreparedData) -> Split:
         if data.y.shape[1] != 1:
             raise ValueError("the stratified split needs exactly one target")
         labels = data.y[:, 0].numpy()
+    # featurized shards hold only molecules that parsed: the random and stratified splits need only
+    # their count (parsing 10^6 SMILES again would take minutes); scaffold splits read the SMILES
+    smiles = data.smiles if not isinstance(data.smiles, LazySmiles) or "scaffold" in config.split else None
     return make_split(
-        config.split, smiles=data.smiles, labels=labels, sizes=config.split_sizes, seed=config.data_seed, errors="skip"
+        config.split, smiles=smiles, labels=labels, n=len(data), sizes=config.split_sizes, seed=config.data_seed,
+        errors="skip",
+    )
+
+
+class LazySmiles(Sequence[str]):
+    """The SMILES of sharded graphs, read one by one from the memory-mapped shards."""
+
+    def __init__(self, graphs: Any) -> None:
+        self.graphs = graphs
+
+    def __len__(self) -> int:
+        return len(self.graphs)
+
+    def __getitem__(self, i: Any) -> Any:
+        if isinstance(i, slice):
+            return [self.graphs.smiles(j) for j in range(*i.indices(len(self)))]
+        return self.graphs.smiles(int(i))
+
+
+def _shard_rejects(folder: Path) -> list[Reject]:
+    """The molecules featurization rejected, from every shard's ``rejects.csv`` (input row, input, reason)."""
+    import csv
+
+    out: list[Reject] = []
+    for path in sorted(folder.glob("shard-*/rejects.csv")):
+        with open(path, newline="", encoding="utf-8") as fh:
+            for rec in csv.DictReader(fh):
+                out.append(Reject(int(rec["row"]), rec["input"], rec["reason"]))
+    return out
+
+
+def _prepare_shards(config: TrainConfig) -> PreparedData:
+    """Featurized shards (``molgraph featurize -o DIR/``), opened lazily: checksums verified, arrays mapped."""
+    from molgraph.data.shards import ShardedGraphs
+
+    ds = ShardedGraphs.open(config.input)
+    y = torch.as_tensor(np.asarray(ds.y, dtype=np.float32))
+    task_type = config.task_type or "regression"
+    if task_type == "classification":
+        labels = y[~torch.isnan(y)]
+        if labels.numel() and not bool(((labels == 0) | (labels == 1)).all()):
+            raise ValueError("classification targets must be 0/1 (or empty for missing)")
+    return PreparedData(
+        graphs=ds,
+        y=y,
+        smiles=LazySmiles(ds),
+        target_names=list(ds.target_columns),
+        task_type=task_type,
+        featurizer=MolGraphFeaturizer.from_config(ds.featurizer_config),
+        rejects=_shard_rejects(Path(config.input)),
+        source=Path(config.input),
     )
 
 
