@@ -4,6 +4,13 @@ Inputs: CSV/TSV (``.gz`` allowed; ``-s`` names the SMILES column), ``.smi`` (one
 optional name after whitespace), or SDF (``.sdf``/``.sdf.gz``). Output: ``.pt`` (loads with
 ``torch.load(..., weights_only=True)`` or :meth:`molgraph.data.collated.CollatedGraphs.load`) or
 ``.npz``. Rejects go to ``<OUT stem>.rejects.csv`` (row, input, reason).
+
+A folder (``-o DIR/``: a path ending in ``/``, an existing folder, or ``--format shards``) gets a
+sharded, memory-mapped dataset (:mod:`molgraph.data.shards`, read with
+``ShardedGraphs.open(DIR)``), written shard by shard with bounded memory: shard ``k`` holds input
+rows ``[k * N, (k + 1) * N)`` (``--shard-size N``), its rejects in ``DIR/shard-xxxxx/rejects.csv``;
+``--target-columns`` stores CSV targets as ``y``; ``--resume`` continues an interrupted run (same
+input and featurizer), skipping the shards already complete.
 """
 
 from __future__ import annotations
@@ -15,9 +22,11 @@ import sys
 import threading
 import time
 from pathlib import Path
-from typing import TYPE_CHECKING, Iterator
+from typing import TYPE_CHECKING, Any, Iterable, Iterator
 
 if TYPE_CHECKING:
+    import numpy as np
+
     from molgraph.featurizers import Reject
 
 # RDKit is imported inside run(): `molgraph --help` and the other sub-commands should not pay for
@@ -35,7 +44,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     )
     p.add_argument("-i", "--input", required=True, type=Path, help="CSV/TSV(.gz), .smi or .sdf(.gz) file")
     p.add_argument("-s", "--smiles-column", default="smiles", help="SMILES column of a CSV (default: smiles)")
-    p.add_argument("-o", "--output", required=True, type=Path, help="output file, .pt or .npz")
+    # a str, not a Path: Path() drops the trailing "/" that asks for a shard folder
+    p.add_argument("-o", "--output", required=True, help="output: a .pt or .npz file, or a folder DIR/ of shards")
+    p.add_argument("--format", choices=("auto", "pt", "npz", "shards"), default="auto",
+                   help="output format (default auto: from the suffix; a path ending in / or an existing "
+                        "folder means shards)")
+    p.add_argument("--shard-size", type=int, default=100_000, metavar="N",
+                   help="shards: input rows per shard (default: 100000)")
+    p.add_argument("--target-columns", nargs="+", default=[], metavar="COL",
+                   help="shards: CSV columns stored as targets y (float32; empty or NaN = missing)")
+    p.add_argument("--resume", action="store_true",
+                   help="shards: continue an interrupted run into the same folder (the input and featurizer "
+                        "must be the same); complete shards are skipped")
     p.add_argument("--featurizer", default="ogb", choices=PRESETS, help="atom/bond preset (default: ogb)")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes (-1: all cores)")
     p.add_argument("--errors", choices=("raise", "skip"), default="raise",
@@ -84,9 +104,10 @@ def run(args: argparse.Namespace) -> int:
     from molgraph.featurizers.batch import Reject, iter_featurize_chunks
     from molgraph.featurizers.graph import MolGraphFeaturizer
 
-    if args.output.suffix not in (".pt", ".npz"):
-        print(f"error: output must end in .pt or .npz, got {args.output}", file=sys.stderr)
+    fmt = _output_format(args)
+    if fmt is None:
         return 2
+    args.output = Path(args.output)
     if not args.input.is_file():
         print(f"error: input file not found: {args.input}", file=sys.stderr)
         return 2
@@ -97,6 +118,8 @@ def run(args: argparse.Namespace) -> int:
             largest_fragment=args.largest_fragment, neutralize=args.neutralize,
         ),
     )
+    if fmt == "shards":
+        return _run_shards(args, featurizer)
     start = time.perf_counter()
     rejects: list[Reject] = []
     chunks = []  # (start, PackedChunk): a few arrays per chunk of molecules, collated once at the end
@@ -144,6 +167,252 @@ def run(args: argparse.Namespace) -> int:
     if args.errors == "skip":
         print(f"rejected {len(rejects)} -> {rpath}")
     return 0
+
+
+def _output_format(args: argparse.Namespace) -> str | None:
+    """``"pt"``, ``"npz"`` or ``"shards"`` from ``--format`` and ``-o``; ``None`` after printing why not."""
+    raw = str(args.output)
+    output = Path(raw)
+    suffix = output.suffix.lstrip(".")
+    fmt = args.format
+    if fmt == "auto":
+        fmt = "shards" if raw.endswith(("/", os.sep)) or output.is_dir() else suffix
+    if fmt in ("pt", "npz") and suffix != fmt:
+        print(f"error: output must end in .pt or .npz, or be a folder of shards (DIR/), got {raw}", file=sys.stderr)
+        return None
+    if fmt not in ("pt", "npz", "shards"):
+        print(f"error: output must end in .pt or .npz, or be a folder of shards (DIR/), got {raw}", file=sys.stderr)
+        return None
+    if fmt == "shards" and output.exists() and not output.is_dir():
+        print(f"error: {raw} is a file; shards are written to a folder", file=sys.stderr)
+        return None
+    shard_options = [name for name, given in (("--resume", args.resume), ("--target-columns", args.target_columns),
+                                              ("--shard-size", args.shard_size != 100_000)) if given]
+    if fmt != "shards" and shard_options:
+        print(f"error: {', '.join(shard_options)} apply to a shard folder output (-o DIR/), not to .{fmt}",
+              file=sys.stderr)
+        return None
+    if args.shard_size < 1:
+        print(f"error: --shard-size must be >= 1, got {args.shard_size}", file=sys.stderr)
+        return None
+    return fmt
+
+
+# -- shard folders --------------------------------------------------------------------------------
+def _is_csv(path: Path) -> bool:
+    name = path.name.lower().removesuffix(".gz")
+    return not name.endswith((".sdf", ".smi"))
+
+
+def _csv_rows_with_targets(path: Path, smiles_column: str, target_columns: list[str],
+                           chunk_rows: int = 50_000) -> Iterator[tuple[str, np.ndarray]]:
+    """``(smiles, targets)`` per data row of a CSV/TSV, read ``chunk_rows`` rows at a time.
+
+    Rows, cells and label rules are those of :func:`molgraph.data.table.read_molecule_table`
+    (the same pandas reading; empty and NaN-like cells are missing labels, NaN), but the file is
+    never held whole: a 1.6M-row library costs one chunk of text at a time.
+
+    Raises:
+        KeyError: a named column is absent (the message lists the columns present).
+        ValueError: a label that is neither a number nor empty, naming the row and column.
+    """
+    import numpy as np
+    import pandas as pd
+
+    from molgraph.data.table import _read_options
+
+    options = _read_options(path)
+    header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **options).columns]
+    missing = [c for c in [smiles_column, *target_columns] if c not in header]
+    if missing:
+        raise KeyError(f"{path}: column(s) {missing} not found; columns present: {header}")
+    wanted = {smiles_column, *target_columns}
+    missing_words = ("", "nan", "na", "n/a", "none", "null")
+    row = 0
+    reader = pd.read_csv(path, usecols=lambda c: str(c).strip() in wanted, chunksize=chunk_rows, **options)
+    with reader:
+        for frame in reader:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            targets = np.full((len(frame), len(target_columns)), np.nan, dtype=np.float64)
+            for j, col in enumerate(target_columns):
+                for i, cell in enumerate(frame[col].tolist()):
+                    cell = cell.strip()
+                    if cell.lower() in missing_words:
+                        continue
+                    try:
+                        targets[i, j] = float(cell)
+                    except ValueError:
+                        raise ValueError(f"{path}: row {row + i}, column {col!r}: label {cell!r} is not a number") \
+                            from None
+            for i, smiles in enumerate(frame[smiles_column].tolist()):
+                yield smiles.strip(), targets[i]
+            row += len(frame)
+
+
+class _PendingRows:
+    """The input's molecules for the rows of shards not yet complete, in row order.
+
+    Iterating reads the whole input (rows of complete shards are read and dropped: reading is
+    cheap next to featurizing) and counts every row in :attr:`n_rows`; with targets, each
+    pending row's targets wait in a per-shard buffer until the shard is written.
+    """
+
+    def __init__(self, items: Iterable, shard_size: int, done: set[int], n_targets: int):
+        self.items, self.shard_size, self.done, self.n_targets = items, shard_size, done, n_targets
+        self.n_rows = 0
+        self.targets: dict[int, np.ndarray] = {}
+
+    def __iter__(self) -> Iterator:
+        import numpy as np
+
+        size, done = self.shard_size, self.done
+        for row, item in enumerate(self.items):
+            self.n_rows = row + 1
+            shard = row // size
+            if shard in done:
+                continue
+            if self.n_targets:
+                item, values = item
+                buf = self.targets.get(shard)
+                if buf is None:
+                    buf = self.targets[shard] = np.full((size, self.n_targets), np.nan, dtype=np.float32)
+                buf[row - shard * size] = values
+            yield item
+
+    def pop_targets(self, shard: int, rows: np.ndarray) -> np.ndarray | None:
+        """``(len(rows), T)`` float32 targets of input ``rows`` of ``shard`` (freed from the buffer)."""
+        if not self.n_targets:
+            return None
+        buf = self.targets.pop(shard)
+        return buf[rows - shard * self.shard_size]
+
+
+def _pending_shards(done: set[int]) -> Iterator[int]:
+    """Shard indices not in ``done``, ascending: the featurized stream's shards, in order."""
+    k = 0
+    while True:
+        if k not in done:
+            yield k
+        k += 1
+
+
+def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
+    """``molgraph featurize ... -o DIR/``: stream the input into a shard folder, one shard in memory."""
+    import numpy as np
+
+    from molgraph.chem import MoleculeError
+    from molgraph.data.shards import ShardBuilder, ShardError, ShardWriter
+    from molgraph.data.sources import format_size, sha256_file
+    from molgraph.featurizers.batch import default_progress, iter_featurize_chunks
+
+    out_dir, size = args.output, args.shard_size
+    targets = list(args.target_columns)
+    csv_input = _is_csv(args.input)
+    if targets and not csv_input:
+        print(f"error: --target-columns needs a CSV/TSV input, got {args.input}", file=sys.stderr)
+        return 2
+    start_time = time.perf_counter()
+    fresh = not out_dir.exists()
+    try:
+        writer = ShardWriter(
+            out_dir, featurizer_config=featurizer.to_config(), input_path=args.input,
+            input_sha256=sha256_file(args.input), smiles_column=args.smiles_column if csv_input else None,
+            target_columns=targets, shard_size=size, resume=args.resume,
+        )
+    except ShardError as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    for note in writer.notes:
+        print(f"note: {note}", file=sys.stderr)
+    done = writer.done_shards
+    if done:
+        print(f"resuming {out_dir}: {len(done)} shard(s) already complete", file=sys.stderr)
+    quiet_bar = not default_progress(args.progress)  # per-shard lines only when no bar is drawn
+    pending_order: list[int] = []
+    pending_iter = _pending_shards(done)
+
+    def shard_at(k: int) -> int:  # the k-th pending shard
+        while len(pending_order) <= k:
+            pending_order.append(next(pending_iter))
+        return pending_order[k]
+
+    def stream_row(p: int) -> int:  # input row of position p of the featurized stream
+        shard, offset = divmod(p, size)
+        return shard_at(shard) * size + offset
+
+    def flush(builder: ShardBuilder, n_rows: int) -> None:
+        rows = np.concatenate(builder.rows) if builder.rows else np.zeros(0, dtype=np.int64)
+        writer.write_built(builder, reader.pop_targets(builder.index, rows), n_rows)
+        if quiet_bar:
+            print(f"{out_dir / ('shard-%05d' % builder.index)}: rows {builder.first_row}-{builder.first_row + n_rows - 1}"
+                  f", {builder.n_graphs} graphs, {len(builder.rejects)} rejected", file=sys.stderr)
+
+    try:
+        molecules = (_csv_rows_with_targets(args.input, args.smiles_column, targets) if targets
+                     else _molecules(args))
+        reader = _PendingRows(molecules, size, done, len(targets))
+        builder: ShardBuilder | None = None
+        featurized = 0
+        for chunk_start, chunk in iter_featurize_chunks(
+            reader, featurizer, n_jobs=args.n_jobs, errors=args.errors, progress=args.progress
+        ):
+            n, a = len(chunk.kinds), 0
+            featurized += n
+            while a < n:  # a chunk may straddle two shards: cut it at the boundary
+                k, offset = divmod(chunk_start + a, size)
+                shard = shard_at(k)
+                if builder is None:
+                    builder = ShardBuilder(shard, shard * size)
+                take = min(n - a, size - offset)
+                builder.add_packed(chunk, shard * size + offset, a, a + take)
+                a += take
+                if offset + take == size:
+                    flush(builder, size)
+                    builder = None
+        if builder is not None:  # the input's last shard, shorter than the others
+            flush(builder, reader.n_rows - builder.first_row)
+            builder = None
+        manifest = writer.close(reader.n_rows)
+    except MoleculeError as err:
+        row = stream_row(err.index) if err.index is not None else None
+        print(f"error: row {row}: {err.input!r}: {err.reason}", file=sys.stderr)
+        _after_failure(writer, out_dir, fresh)
+        print("use --errors skip to write bad rows to the shards' rejects files", file=sys.stderr)
+        return 1
+    except (KeyError, ValueError) as err:  # ShardError is a ValueError
+        print(f"error: {err}", file=sys.stderr)
+        _after_failure(writer, out_dir, fresh)
+        return 2
+    elapsed = time.perf_counter() - start_time
+    totals = manifest["totals"]
+    n_graphs, total = totals["n_graphs"], totals["n_input_rows"]
+    print(f"featurized {n_graphs} of {total} molecules in {elapsed:.1f} s "
+          f"({featurized / max(elapsed, 1e-9):.0f} mol/s{f' over the {featurized} rows this run featurized' if done else ''}) -> "
+          f"{out_dir}/ ({totals['n_shards']} shards, {format_size(totals['nbytes'])})")
+    print(f"atoms {totals['n_nodes']}, directed edges {totals['n_edges']}, "
+          f"atom features {featurizer.atom_dim}, bond features {featurizer.bond_dim} ({args.featurizer})")
+    if args.errors == "skip":
+        print(f"rejected {totals['n_rejected']} -> {out_dir}/shard-*/rejects.csv")
+    if not n_graphs:
+        print(f"error: none of the {total} molecules could be featurized", file=sys.stderr)
+        return 1
+    return 0
+
+
+def _after_failure(writer: Any, out_dir: Path, fresh: bool) -> None:
+    """Say what a failed shard run leaves; a folder this run created and wrote no shard into goes."""
+    done = writer.done_shards
+    if done:
+        print(f"{len(done)} complete shard(s) stay in {out_dir} (incomplete: --resume continues it with the same "
+              f"input)", file=sys.stderr)
+        return
+    (out_dir / "manifest.json").unlink(missing_ok=True)
+    if fresh:
+        try:
+            out_dir.rmdir()
+        except OSError:  # something else appeared in it meanwhile: left alone
+            pass
+    print("nothing written", file=sys.stderr)
 
 
 def _uses_workers(n_jobs: int) -> bool:
