@@ -344,9 +344,9 @@ def _connect(scheduler: str | Client | None) -> Iterator[Client]:
         yield scheduler
         return
     if scheduler is None:
-        # dashboard off: it needs bokeh, and a batch job has nobody to look at it
+        # the scheduler's HTTP server on a free port: the default 8787 may be taken (another run)
         with LocalCluster(n_workers=DEFAULT_WORKERS, threads_per_worker=1, processes=True,
-                          dashboard_address=None) as cluster, Client(cluster) as client:
+                          dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client
         return
     if not isinstance(scheduler, str):
