@@ -69,7 +69,6 @@ import os
 import shutil
 import tempfile
 import threading
-import warnings
 from dataclasses import dataclass, field
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
@@ -78,6 +77,7 @@ import numpy as np
 
 from molgraph.data.collated import _is_zero_one, narrow_int_dtype, ranges
 from molgraph.data.sources import ChecksumError, atomic_output
+from molgraph.io import _UMASK  # the process's umask, read once at import (reading it means setting it)
 from molgraph.featurizers.batch import Reject
 from molgraph.featurizers.graph import GraphArrays
 
@@ -499,6 +499,7 @@ class ShardWriter:
         name = shard_name(index)
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{index:05d}-", dir=self.dir))
         try:
+            os.chmod(tmp, 0o777 & ~_UMASK)  # a shard folder gets the usual permissions, not mkdtemp's 0700
             written = self._write_files(tmp, builder, rows, y_arr, n_rows)
             _fsync_dir(tmp)
             with self._lock:
