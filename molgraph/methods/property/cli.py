@@ -72,6 +72,10 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
     """
     import numpy as np
 
+    from molgraph.methods.property.config import is_shard_dir
+
+    if is_shard_dir(args.input):
+        return _predict_shards(predictor, args)
     from molgraph.io import atomic_output
 
     frame, column, smiles = _table(args, predictor)
@@ -106,4 +110,41 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
             w.writerows((r.index, r.input, r.reason) for r in rejects)
     print(f"predicted {len(kept)} of {len(frame)} molecules -> {args.output}"
           + (f"; {len(rejects)} rejected -> {rej_path}" if rejects else ""), file=sys.stderr)
+    return 0
+
+
+def _predict_shards(predictor: Any, args: argparse.Namespace) -> int:
+    """``-i DIR/``: a folder of featurized shards, read lazily; writes ``row, smiles, T_pred[, T_std]``.
+
+    ``row`` is the molecule's row in the file that was featurized; the molecules featurization
+    rejected are in the shards' ``rejects.csv`` files and get no output row.
+    """
+    import csv
+
+    import numpy as np
+
+    from molgraph.data.shards import ShardedGraphs
+    from molgraph.io import atomic_output
+
+    shards = ShardedGraphs.open(args.input)
+    mean, std = predictor.predict_shards(shards, batch_size=args.batch_size, device=args.device)
+    header = ["row", "smiles"]
+    for name in predictor.target_names:
+        header += [f"{name}_pred"] + ([f"{name}_std"] if std is not None else [])
+    rows = shards.rows
+    chunk = 100_000  # SMILES are read from the mapped shards a chunk at a time
+    with atomic_output(args.output, "w", newline="", encoding="utf-8") as fh:
+        w = csv.writer(fh)
+        w.writerow(header)
+        for start in range(0, len(shards), chunk):
+            idx = np.arange(start, min(start + chunk, len(shards)))
+            for i, smi in zip(idx, shards.smiles_list(idx)):
+                line: list[Any] = [int(rows[i]), smi]
+                for t in range(len(predictor.target_names)):
+                    line.append(float(mean[i, t]))
+                    if std is not None:
+                        line.append(float(std[i, t]))
+                w.writerow(line)
+    print(f"predicted {len(shards)} molecules from {args.input} -> {args.output} "
+          f"({shards.num_rejected} rejected at featurization: see the shards' rejects.csv)", file=sys.stderr)
     return 0

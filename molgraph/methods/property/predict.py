@@ -145,6 +145,27 @@ class Predictor:
     def has_uncertainty(self) -> bool:
         return len(self.models) > 1 or self.mc_dropout_samples > 0
 
+    def predict_shards(
+        self, shards: Any, *, batch_size: int = 256, device: str = "cpu"
+    ) -> tuple[np.ndarray, np.ndarray | None]:
+        """Predictions for a folder of featurized shards (:class:`molgraph.data.shards.ShardedGraphs`),
+        read batch by batch from the memory-mapped files.
+
+        Raises:
+            ValueError: the shards were featurized differently from the model's training data, or
+                the model needs molecule-level features (those need every SMILES in memory).
+        """
+        if shards.featurizer_config != self.featurizer.to_config():
+            raise ValueError("the shards were featurized with another featurizer than the model was trained on; "
+                             "featurize them again with the model's settings (its featurizer config is in the "
+                             "model file's property section)")
+        if self.molecule_featurizers:
+            raise ValueError(f"the model uses molecule features {self.molecule_featurizers}: give a CSV input instead")
+        return predict_values(
+            self.models, shards, np.arange(len(shards)), task_type=self.task_type, target_scaler=self.target_scaler,
+            mc_dropout_samples=self.mc_dropout_samples, batch_size=batch_size, device=device,
+        )
+
     def predict_graphs(
         self, graphs: CollatedGraphs, smiles: Sequence[str] | None = None, *, batch_size: int = 256, device: str = "cpu"
     ) -> tuple[np.ndarray, np.ndarray | None]:
