@@ -710,6 +710,17 @@ def _verify_shard(root: Path, entry: Mapping[str, Any]) -> None:
 
 
 # -- reading ---------------------------------------------------------------------------------------
+@dataclass
+class _Where:
+    """Where a batch's nodes (or edges) lie: ``src[a:b]`` are positions in shard ``s`` for each
+    ``(s, a, b)`` of ``groups``, going to output rows ``dst[a:b]`` (``None``: rows ``a:b``)."""
+
+    size: int
+    groups: list[tuple[int, int, int]]
+    src: np.ndarray
+    dst: np.ndarray | None
+
+
 class ShardedGraphs:
     """A shard dataset, read lazily: graphs indexed ``0 .. len - 1`` across shards in row order.
 
@@ -844,7 +855,8 @@ class ShardedGraphs:
             if out.dtype != np.dtype(spec["stored"]) or list(out.shape) != list(spec["shape"]):
                 raise ShardError(f"{self.root}: shard {entry['name']}: file {spec['file']} holds {out.dtype} "
                                  f"{list(out.shape)}, the manifest says {spec['stored']} {spec['shape']}")
-            self._mm[key] = out
+            # a plain ndarray view of the map: np.memmap's subclass hooks cost more than a small gather
+            out = self._mm[key] = np.asarray(out)
         return out
 
     def _concat(self, name: str, dtype: np.dtype) -> np.ndarray:
@@ -953,54 +965,69 @@ class ShardedGraphs:
         return {"x": (fz.atom_featurizer.dtype, (fz.atom_dim,)), "edge_attr": (fz.bond_featurizer.dtype, (fz.bond_dim,)),
                 "edge_index": (np.dtype(np.int64), (2,))}[name]
 
-    def _gather(self, name: str, shard_of_item: np.ndarray, pos: np.ndarray, axis: int = 0) -> np.ndarray:
-        """Rows (``axis=0``) or columns (``axis=1``) ``pos`` of array ``name``, each taken from shard
-        ``shard_of_item``, in the reader's dtype (stored narrow values cast back exactly)."""
+    def _gather(self, name: str, where: _Where, axis: int = 0) -> np.ndarray:
+        """Rows (``axis=0``) or columns (``axis=1``) of array ``name`` at ``where``, in the reader's
+        dtype (stored narrow values cast back exactly)."""
         dtype, tail = self._spec(name, axis)
-        shape = (tail[0], len(pos)) if axis == 1 else (len(pos), *tail)
+        shape = (tail[0], where.size) if axis == 1 else (where.size, *tail)
         out = np.empty(shape, dtype=dtype)
-        if not len(pos):
-            return out
-        lo, hi = int(shard_of_item[0]), int(shard_of_item[-1])
-        if lo == hi and (shard_of_item == lo).all():  # one shard (e.g. unshuffled batches): no grouping
-            groups: Iterable[tuple[int, Any]] = [(lo, slice(None))]
-        else:
-            order = np.argsort(shard_of_item, kind="stable")
-            bounds = np.flatnonzero(np.diff(shard_of_item[order])) + 1
-            groups = ((int(shard_of_item[g[0]]), g) for g in np.split(order, bounds))
-        for s, sel in groups:
+        for s, a, b in where.groups:
             mm = self._array(s, name)
+            src = where.src[a:b]
+            dst = slice(a, b) if where.dst is None else where.dst[a:b]
             if axis == 1:
-                out[:, sel] = mm[:, pos[sel]]
+                out[:, dst] = mm[:, src]
             else:
-                out[sel] = mm[pos[sel]]
+                out[dst] = mm[src]
         return out
 
-    def _select(self, idx: np.ndarray) -> dict[str, np.ndarray]:
-        """Where the graphs ``idx`` lie: per node / edge, its shard and position there; batch offsets."""
+    def _select(self, idx: np.ndarray) -> dict[str, Any]:
+        """Where the graphs ``idx`` lie: their nodes' and edges' shards and positions there, and
+        the batch's counts and offsets.
+
+        Graphs are grouped by shard (a stable sort of the ``B`` graphs, not of their nodes or
+        edges), so each shard's rows are taken with one fancy index per array.
+        """
         gi = self._graph_index()
         shard, _ = self._shard_of(idx)
         n_nodes, n_edges = gi["nodes"][idx], gi["edges"][idx]
         zero = np.zeros(1, dtype=np.int64)
+        node_ptr = np.concatenate([zero, np.cumsum(n_nodes)])
+        edge_ptr = np.concatenate([zero, np.cumsum(n_edges)])
+        if idx.size == 0:
+            order, graph_bounds = None, np.zeros(1, dtype=np.int64)
+        elif (shard == shard[0]).all():  # one shard (e.g. unshuffled batches): no reordering
+            order, graph_bounds = None, np.array([0, idx.size])
+        else:
+            order = np.argsort(shard, kind="stable")
+            graph_bounds = np.concatenate([[0], np.flatnonzero(np.diff(shard[order])) + 1, [idx.size]])
+        group_shards = [int(shard[0 if order is None else order[a]]) for a in graph_bounds[:-1]]
+
+        def where(counts: np.ndarray, first: np.ndarray, ptr: np.ndarray) -> _Where:
+            o = slice(None) if order is None else order
+            c = counts[o]
+            ends = np.concatenate([zero, np.cumsum(c)])[graph_bounds]
+            groups = [(s, int(a), int(b)) for s, a, b in zip(group_shards, ends[:-1], ends[1:]) if b > a]
+            return _Where(int(ptr[-1]), groups, ranges(first[idx][o], c),
+                          None if order is None else ranges(ptr[:-1][order], c))
+
         return {
-            "shard": shard, "num_nodes": n_nodes, "num_edges": n_edges,
-            "node_shard": np.repeat(shard, n_nodes), "node_pos": ranges(gi["node0"][idx], n_nodes),
-            "edge_shard": np.repeat(shard, n_edges), "edge_pos": ranges(gi["edge0"][idx], n_edges),
-            "node_ptr": np.concatenate([zero, np.cumsum(n_nodes)]),
-            "edge_ptr": np.concatenate([zero, np.cumsum(n_edges)]),
+            "num_nodes": n_nodes, "num_edges": n_edges, "node_ptr": node_ptr, "edge_ptr": edge_ptr,
+            "node": where(n_nodes, gi["node0"], node_ptr), "edge": where(n_edges, gi["edge0"], edge_ptr),
         }
 
     def gather_arrays(self, indices: Sequence[int] | np.ndarray) -> dict[str, np.ndarray]:
         """The graphs ``indices`` as numpy arrays: ``edge_index`` ``(2, E)`` int64 LOCAL node indices,
         each field (``x``, ``edge_attr``, ...) in its reader dtype, ``num_nodes``/``num_edges``
-        ``(B,)`` int64 and ``node_ptr``/``edge_ptr`` ``(B + 1,)`` int64 offsets in the gathered rows."""
+        ``(B,)`` int64, ``node_ptr``/``edge_ptr`` ``(B + 1,)`` int64 offsets in the gathered rows,
+        and ``index`` ``(B,)`` int64 (the graphs)."""
         idx = self._check_indices(indices)
         sel = self._select(idx)
         out = {"index": idx, "num_nodes": sel["num_nodes"], "num_edges": sel["num_edges"],
                "node_ptr": sel["node_ptr"], "edge_ptr": sel["edge_ptr"],
-               "edge_index": self._gather("edge_index", sel["edge_shard"], sel["edge_pos"], axis=1)}
+               "edge_index": self._gather("edge_index", sel["edge"], axis=1)}
         for name, level in self.fields.items():
-            out[name] = self._gather(name, sel[f"{level}_shard"], sel[f"{level}_pos"])
+            out[name] = self._gather(name, sel[level])
         return out
 
     def with_targets(self, y: Any = None, extra: Any = None) -> "ShardedGraphs":
