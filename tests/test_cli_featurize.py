@@ -107,6 +107,17 @@ def test_bad_arguments_give_clear_errors(tmp_path, capsys) -> None:
     src = tmp_path / "a.csv"
     src.write_text("smiles\nCCO\n")
     assert main(["featurize", "-i", str(src), "-o", str(tmp_path / "x.txt")]) == 2
+    assert main(["featurize", "-i", str(src), "-o", str(tmp_path / "x.pt"), "--resume"]) == 2
+    assert "apply to a shard folder output" in capsys.readouterr().err
+    assert main(["featurize", "-i", str(src), "-o", str(tmp_path / "d") + "/", "--shard-size", "0"]) == 2
+    assert "--shard-size must be >= 1" in capsys.readouterr().err
+    smi = tmp_path / "a.smi"
+    smi.write_text("CCO\n")
+    assert main(["featurize", "-i", str(smi), "-o", str(tmp_path / "d") + "/", "--target-columns", "y"]) == 2
+    assert "--target-columns needs a CSV/TSV input" in capsys.readouterr().err
+    assert main(["featurize", "-i", str(src), "-o", str(tmp_path / "d") + "/", "--target-columns", "nope"]) == 2
+    err = capsys.readouterr().err
+    assert "['nope'] not found" in err and "nothing written" in err and not (tmp_path / "d").exists()
     assert main(["featurize", "-i", str(tmp_path / "missing.csv"), "-o", str(tmp_path / "x.pt")]) == 2
     assert main(["featurize", "-i", str(src), "-s", "SMILES", "-o", str(tmp_path / "x.pt")]) == 2
     err = capsys.readouterr().err
@@ -159,6 +170,11 @@ def test_featurize_command_imports_neither_pyg_nor_torch_for_npz(tmp_path) -> No
     )
     out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
     assert out.strip().splitlines()[-1] == "0 False False False False"
+    # a shard folder neither (and pandas only when target columns are read)
+    code = code.replace(repr(str(tmp_path / "a.npz")), repr(str(tmp_path / "shards") + "/"))
+    out = subprocess.run([sys.executable, "-c", code], capture_output=True, text=True, check=True).stdout
+    assert out.strip().splitlines()[-1] == "0 False False False False"
+    assert (tmp_path / "shards" / "manifest.json").is_file()
 
 
 # (name, file bytes): what pandas and the csv reader must read alike
