@@ -132,6 +132,34 @@ def test_3d_molecules_keep_positions(tmp_path) -> None:
     _assert_batches_equal(sg(np.array([3, 0, 2])), GraphBatcher(expected)(np.array([3, 0, 2])))
 
 
+def test_cli_sdf_positions_across_shards(tmp_path, monkeypatch) -> None:
+    """3D molecules from an SDF (some without a conformer, one unreadable) keep pos/z per shard."""
+    sdf = tmp_path / "in.sdf"
+    writer = Chem.SDWriter(str(sdf))
+    for k, smiles in enumerate(["CCO", "c1ccccc1N", "O", "CC(=O)O", "CCN", "C1CCCCC1", "N#N"]):
+        mol = Chem.AddHs(Chem.MolFromSmiles(smiles))
+        if k != 4:  # molecule 4 stays 2D: its shard has no positions
+            AllChem.EmbedMolecule(mol, randomSeed=k)
+        writer.write(mol)
+    writer.close()
+    assert _featurize("-i", str(sdf), "-o", str(tmp_path / "ref.pt")) == 0
+    ref = CollatedGraphs.load(tmp_path / "ref.pt")  # no pos: one molecule has none
+    _small_chunks(monkeypatch, 2)
+    assert _featurize("-i", str(sdf), "-o", f"{tmp_path / 'ds'}/", "--shard-size", "3") == 0
+    sg = ShardedGraphs.open(tmp_path / "ds")
+    assert sg.fields == {"x": "node", "edge_attr": "edge"}  # shard 1 (rows 3-5) has no positions
+    arrays = [e["arrays"] for e in sg.manifest["shards"]]
+    assert ["pos" in a for a in arrays] == [True, False, True]
+    got = sg.to_collated()
+    assert torch.equal(got.x, ref.x) and torch.equal(got.edge_index, ref.edge_index)
+    fz = MolGraphFeaturizer.ogb()
+    mols = [m for m in Chem.SDMolSupplier(str(sdf))]
+    pos = np.load(tmp_path / "ds" / "shard-00002" / "pos.npy", mmap_mode="r")
+    np.testing.assert_array_equal(pos, fz.arrays(mols[6]).pos)
+    pos0 = np.load(tmp_path / "ds" / "shard-00000" / "pos.npy")
+    np.testing.assert_array_equal(pos0, np.concatenate([fz.arrays(m).pos for m in mols[:3]]))
+
+
 def _csv(path: Path, smiles: list[str]) -> Path:
     with open(path, "w", newline="", encoding="utf-8") as fh:
         w = csv.writer(fh)
@@ -149,7 +177,15 @@ def _tree(root: Path) -> dict[str, bytes]:
     return {str(p.relative_to(root)): p.read_bytes() for p in sorted(root.rglob("*")) if p.is_file()}
 
 
-def test_cli_shards_hold_what_the_npz_holds(tmp_path, capsys) -> None:
+def _small_chunks(monkeypatch, size: int) -> None:
+    """Make ``molgraph featurize`` send chunks of ``size`` molecules, so chunks straddle shard boundaries."""
+    from molgraph.featurizers import batch
+
+    original = batch.iter_featurize_chunks
+    monkeypatch.setattr(batch, "iter_featurize_chunks", lambda *a, **k: original(*a, **{**k, "chunk_size": size}))
+
+
+def test_cli_shards_hold_what_the_npz_holds(tmp_path, capsys, monkeypatch) -> None:
     src = _csv(tmp_path / "in.csv", SMILES * 3)
     assert _featurize("-i", str(src), "-o", str(tmp_path / "ref.npz"), "--errors", "skip") == 0
     ref = CollatedGraphs.load(tmp_path / "ref.npz")
@@ -171,6 +207,11 @@ def test_cli_shards_hold_what_the_npz_holds(tmp_path, capsys) -> None:
         np.testing.assert_array_equal(sg.y[:, 0], np.array(labels, dtype=np.float32))
         trees.append(_tree(out))
     assert trees[0] == trees[1]  # the same bytes for any number of jobs
+    _small_chunks(monkeypatch, 3)  # chunks of 3 across shards of 7
+    assert _featurize("-i", str(src), "-o", f"{tmp_path / 's3'}/", "--errors", "skip", "--shard-size", "7",
+                      "--n-jobs", "2", "--target-columns", "y") == 0
+    assert _tree(tmp_path / "s3") == trees[0]
+    monkeypatch.undo()
     printed = capsys.readouterr().out
     assert f"featurized {len(ref)} of {len(SMILES) * 3} molecules" in printed
     assert f"rejected {len(ref_rejects) - 1} -> " in printed
