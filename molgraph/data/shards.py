@@ -11,26 +11,23 @@ of the shards already complete.
 Each shard folder holds plain, uncompressed ``.npy`` files (``np.load(path, mmap_mode="r")`` maps
 them) plus a CSV of its rejects. With ``n`` graphs, ``V`` nodes and ``E`` directed edges in the shard:
 
-==================== ================ =====================================================================
-file                 shape            content
-==================== ================ =====================================================================
-``x.npy``            ``(V, atom_dim)`` node features, stored narrow (see below), read as the featurizer's dtype
-``edge_index.npy``   ``(2, E)``       LOCAL node indices (0-based within each graph, as in
-                                      :class:`~molgraph.data.collated.CollatedGraphs`); unsigned, as
-                                      narrow as the shard's largest molecule allows (``uint8`` up to 256
-                                      atoms); read as int64
-``edge_attr.npy``    ``(E, bond_dim)`` bond features, stored narrow, read as the featurizer's dtype
-``node_counts.npy``  ``(n,)`` int32   nodes of each graph
-``edge_counts.npy``  ``(n,)`` int32   directed edges of each graph (graph ``i``'s edges follow graph
-                                      ``i - 1``'s, in the featurizer's order: reverse of edge ``e`` is ``e ^ 1``)
-``rows.npy``         ``(n,)`` int64   0-based input row of each graph (strictly increasing)
-``y.npy``            ``(n, T)`` float32 targets (NaN = missing label); only when target columns were given
-``pos.npy``, ``z.npy`` ``(V, 3)`` float32 angstrom, ``(V,)`` atomic numbers (narrow, read as int64);
-                                      only when every graph of the shard carries a 3D conformer
-``smiles_utf8.npy``  ``(B,)`` uint8   every graph's SMILES, UTF-8, concatenated
-``smiles_offsets.npy`` ``(n + 1,)`` int64 graph ``i``'s SMILES is ``smiles_utf8[offsets[i]:offsets[i + 1]]``
-``rejects.csv``      text             ``row,input,reason`` of every input row of the shard that gave no graph
-==================== ================ =====================================================================
+* ``x.npy``: ``(V, atom_dim)`` node features, stored narrow (see below), read back in the
+  featurizer's dtype (int64 for index presets, float32 for one-hot ones);
+* ``edge_index.npy``: ``(2, E)`` LOCAL node indices (0-based within each graph, as in
+  :class:`~molgraph.data.collated.CollatedGraphs`), unsigned and as narrow as the shard's largest
+  molecule allows (``uint8`` up to 256 atoms); read back as int64. Graph ``i``'s edges follow graph
+  ``i - 1``'s, in the featurizer's order (the reverse of edge ``e`` is ``e ^ 1``);
+* ``edge_attr.npy``: ``(E, bond_dim)`` bond features, stored narrow, read back in the featurizer's dtype;
+* ``node_counts.npy``, ``edge_counts.npy``: ``(n,)`` int32 nodes / directed edges of each graph;
+* ``rows.npy``: ``(n,)`` int64, the 0-based input row of each graph (strictly increasing);
+* ``y.npy``: ``(n, T)`` float32 targets (NaN = missing label), only when target columns were given;
+* ``pos.npy``, ``z.npy``: ``(V, 3)`` float32 angstrom and ``(V,)`` atomic numbers (narrow, read back
+  as int64), only when every graph of the shard carries a 3D conformer (a reader exposes them
+  only when every shard has them, as :class:`~molgraph.data.collated.CollatedArrays` keeps
+  positions only when every graph has them);
+* ``smiles_utf8.npy`` ``(B,)`` uint8 and ``smiles_offsets.npy`` ``(n + 1,)`` int64: graph ``i``'s
+  SMILES is ``smiles_utf8[offsets[i]:offsets[i + 1]]``, UTF-8;
+* ``rejects.csv``: ``row,input,reason`` of every input row of the shard that gave no graph.
 
 *Narrow storage*: an integer array is stored in the smallest integer dtype that holds the shard's
 values (:func:`~molgraph.data.collated.narrow_int_dtype`: OGB index features fit ``uint8``); a
@@ -69,7 +66,7 @@ import os
 import shutil
 import tempfile
 import threading
-from dataclasses import dataclass, field
+from dataclasses import dataclass
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Iterable, Iterator, Mapping, Sequence
 
@@ -338,15 +335,6 @@ class ShardBuilder:
             self._add_pos(None, None)
 
 
-@dataclass
-class _Written:
-    """What :meth:`ShardWriter._write_files` produced for one shard."""
-
-    entry: dict[str, Any]
-    nbytes: int = 0
-    notes: list[str] = field(default_factory=list)
-
-
 # -- writing ---------------------------------------------------------------------------------------
 class ShardWriter:
     """Writes a shard dataset (see the module doc): one complete shard at a time, in any order.
@@ -500,7 +488,7 @@ class ShardWriter:
         tmp = Path(tempfile.mkdtemp(prefix=f"{_TMP_PREFIX}{index:05d}-", dir=self.dir))
         try:
             os.chmod(tmp, 0o777 & ~_UMASK)  # a shard folder gets the usual permissions, not mkdtemp's 0700
-            written = self._write_files(tmp, builder, rows, y_arr, n_rows)
+            entry = self._write_files(tmp, builder, rows, y_arr, n_rows)
             _fsync_dir(tmp)
             with self._lock:
                 final = self.dir / name
@@ -508,7 +496,7 @@ class ShardWriter:
                     shutil.rmtree(final)
                 os.replace(tmp, final)
                 _fsync_dir(self.dir)
-                self._shards[index] = written.entry
+                self._shards[index] = entry
                 self._write_manifest(complete=False)
         except BaseException:
             shutil.rmtree(tmp, ignore_errors=True)
@@ -531,7 +519,8 @@ class ShardWriter:
         return y_arr
 
     def _write_files(self, folder: Path, b: ShardBuilder, rows: np.ndarray, y: np.ndarray | None,
-                     n_rows: int) -> _Written:
+                     n_rows: int) -> dict[str, Any]:
+        """Write the shard's files into ``folder``; returns its manifest entry."""
         arrays: dict[str, dict[str, Any]] = {}
         files: dict[str, str] = {}
         cols = dict(b.columns)
@@ -563,7 +552,7 @@ class ShardWriter:
         for name, a in plain.items():
             fname = name + ".npy"
             files[fname] = _write_npy(folder / fname, a.dtype, a.shape, [np.ascontiguousarray(a)])
-            arrays[name] = {"file": fname, "level": "graph" if name != "smiles_utf8" else "bytes",
+            arrays[name] = {"file": fname, "level": "smiles" if name.startswith("smiles") else "graph",
                             "stored": a.dtype.str, "dtype": a.dtype.str, "shape": list(a.shape)}
         arrays["edge_index"]["level"] = "edge"
         arrays["edge_index"]["dtype"] = np.dtype(np.int64).str  # read back as int64, as featurized
@@ -575,7 +564,7 @@ class ShardWriter:
             "arrays": arrays, "files": files,
             "nbytes": sum((folder / f).stat().st_size for f in files),
         }
-        return _Written(entry)
+        return entry
 
     def _empty_columns(self) -> dict[str, _Column]:
         """Zero-row arrays of the featurizer's widths and dtypes, for a shard whose rows were all rejected."""
