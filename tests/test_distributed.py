@@ -193,6 +193,8 @@ def test_bad_requests_fail_before_any_folder_or_worker(client, library, tmp_path
         dist.featurize_to_shards_dask(tmp_path / "missing.csv", out, **kw)
     with pytest.raises(ValueError, match="errors must be"):
         dist.featurize_to_shards_dask(library, out, errors="ignore", **kw)
+    with pytest.raises(ValueError, match="n_workers sizes the LocalCluster"):
+        dist.featurize_to_shards_dask(library, out, n_workers=4, **kw)
     assert not out.exists()
     taken = tmp_path / "taken"
     taken.mkdir()

@@ -73,6 +73,7 @@ import os
 import socket
 import time
 import uuid
+from concurrent.futures import ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, NamedTuple, Sequence
 
@@ -335,9 +336,9 @@ def _check_workers(client: Client) -> int:
 
 
 @contextlib.contextmanager
-def _connect(scheduler: str | Client | None) -> Iterator[Client]:
-    """A client: on a new LocalCluster (``None``), on a scheduler address, or the caller's own
-    (left open)."""
+def _connect(scheduler: str | Client | None, n_workers: int | None = None) -> Iterator[Client]:
+    """A client: on a new LocalCluster of ``n_workers`` processes (``scheduler=None``), on a
+    scheduler address, or the caller's own (left open)."""
     from distributed import Client, LocalCluster
 
     if isinstance(scheduler, Client):
@@ -345,7 +346,7 @@ def _connect(scheduler: str | Client | None) -> Iterator[Client]:
         return
     if scheduler is None:
         # the scheduler's HTTP server on a free port: the default 8787 may be taken (another run)
-        with LocalCluster(n_workers=DEFAULT_WORKERS, threads_per_worker=1, processes=True,
+        with LocalCluster(n_workers=n_workers or DEFAULT_WORKERS, threads_per_worker=1, processes=True,
                           dashboard_address=":0") as cluster, Client(cluster) as client:
             yield client
         return
@@ -378,6 +379,7 @@ def featurize_to_shards_dask(
     shard_size: int = 100_000,
     errors: Literal["raise", "skip"] = "skip",
     scheduler: str | Client | None = None,
+    n_workers: int | None = None,
     resume: bool = False,
     progress: bool | None | Callable[[ShardInfo], None] = None,
 ) -> dict[str, Any]:
@@ -401,6 +403,8 @@ def featurize_to_shards_dask(
         scheduler: ``None``: a LocalCluster of :data:`DEFAULT_WORKERS` processes with one thread
             each, for this call; a scheduler address (``"tcp://host:8786"``); or a connected
             ``distributed.Client`` (left open).
+        n_workers: worker processes of the LocalCluster started without ``scheduler`` (default
+            :data:`DEFAULT_WORKERS`); an error with a scheduler (its workers are what they are).
         resume: continue the folder's interrupted run (same input, featurizer, columns and shard
             size; its complete shards are skipped).
         progress: ``True``/``False``/``None`` (a bar over the input rows; ``None``: only on a
@@ -419,14 +423,17 @@ def featurize_to_shards_dask(
         RuntimeError: workers without molgraph, or with other molgraph/RDKit/numpy versions.
     """
     require_dask()
-    from molgraph.chem import MoleculeError
     from molgraph.data.shards import ShardWriter
-    from molgraph.data.sources import sha256_file
 
     if errors not in ("raise", "skip"):
         raise ValueError(f"errors must be 'raise' or 'skip', got {errors!r}")
     if isinstance(shard_size, bool) or not isinstance(shard_size, (int, np.integer)) or shard_size < 1:
         raise ValueError(f"shard_size must be an integer >= 1, got {shard_size!r}")
+    if n_workers is not None and scheduler is not None:
+        raise ValueError("n_workers sizes the LocalCluster started without a scheduler; with a scheduler, "
+                         "start the workers you want with `dask worker`")
+    if n_workers is not None and (isinstance(n_workers, bool) or not isinstance(n_workers, int) or n_workers < 1):
+        raise ValueError(f"n_workers must be an integer >= 1, got {n_workers!r}")
     shard_size = int(shard_size)
     path = Path(input_path)
     if not path.is_file():
@@ -436,43 +443,62 @@ def featurize_to_shards_dask(
     if isinstance(featurizer, dict):
         featurizer = MolGraphFeaturizer.from_config(featurizer)
     config = (featurizer or MolGraphFeaturizer.ogb()).to_config()
-    # counted with the partitions' own reader: a missing column or bad label fails here, before
-    # any folder exists or any worker starts
-    n_input = count_rows(path, smiles_column, target_columns)
     out = Path(out_dir)
-    fresh = not out.exists()
-    writer = ShardWriter(
-        out, featurizer_config=config, input_path=input_path, input_sha256=sha256_file(path),
-        smiles_column=smiles_column if kind == "csv" else None, target_columns=target_columns,
-        shard_size=shard_size, resume=resume,
-    )
-    try:
-        todo = [k for k in range(-(-n_input // shard_size)) if k not in writer.done_shards]
-        tasks = [
-            _ShardTask(k, str(path.resolve()), path.stat().st_size, k * shard_size,
-                       min(shard_size, n_input - k * shard_size), smiles_column, target_columns, config,
-                       stop_at_reject=errors == "raise")
-            for k in todo
-        ]
-        done_rows = n_input - sum(t.n_rows for t in tasks)
-        with _progress(progress, n_input, done_rows) as report:
-            if tasks:
-                with _connect(scheduler) as client, contextlib.closing(
-                    _run(client, tasks, ordered=errors == "raise")
-                ) as results:
-                    for result in results:
-                        if result.builder is None or (errors == "raise" and result.first_reject is not None):
-                            bad = result.first_reject
-                            assert bad is not None
-                            raise MoleculeError(bad.reason, bad.input, bad.index)
-                        writer.write_built(result.builder, result.y, result.n_rows)
-                        b = result.builder
-                        report(ShardInfo(b.index, b.first_row, result.n_rows, b.n_graphs, len(b.rejects),
-                                         result.seconds, result.worker))
-        return writer.close(n_input)
-    except BaseException:
-        _after_failure(writer, out, fresh)
-        raise
+    with ThreadPoolExecutor(1, thread_name_prefix="molgraph-scan") as pool:
+        # the rows are counted (with the partitions' own reader) and the input hashed while the
+        # cluster starts: both read the whole file, and a missing column or a bad label fails
+        # there, before any folder exists or any task runs
+        scan = pool.submit(_scan_input, path, smiles_column, target_columns)
+        with _connect(scheduler, n_workers) as client:
+            n_input, sha256 = scan.result()
+            fresh = not out.exists()
+            writer = ShardWriter(
+                out, featurizer_config=config, input_path=path, input_sha256=sha256,
+                smiles_column=smiles_column if kind == "csv" else None, target_columns=target_columns,
+                shard_size=shard_size, resume=resume,
+            )
+            try:
+                _write_shards(client, writer, path, n_input, smiles_column, target_columns, config, errors, progress)
+                return writer.close(n_input)
+            except BaseException:
+                _after_failure(writer, out, fresh)
+                raise
+
+
+def _scan_input(path: Path, smiles_column: str | None, target_columns: Sequence[str]) -> tuple[int, str]:
+    from molgraph.data.sources import sha256_file
+
+    return count_rows(path, smiles_column, target_columns), sha256_file(path)
+
+
+def _write_shards(client: Client, writer: Any, path: Path, n_input: int, smiles_column: str | None,
+                  target_columns: tuple[str, ...], config: dict[str, Any], errors: str,
+                  progress: bool | None | Callable[[ShardInfo], None]) -> None:
+    """Featurize the shards the writer does not have yet on the cluster and write them."""
+    from molgraph.chem import MoleculeError
+
+    size = writer.shard_size
+    done = writer.done_shards
+    tasks = [
+        _ShardTask(k, str(path.resolve()), path.stat().st_size, k * size, min(size, n_input - k * size),
+                   smiles_column, target_columns, config, stop_at_reject=errors == "raise")
+        for k in range(-(-n_input // size)) if k not in done
+    ]
+    with _progress(progress, n_input, n_input - sum(t.n_rows for t in tasks)) as report:
+        if not tasks:
+            return
+        with contextlib.closing(_run(client, tasks, ordered=errors == "raise")) as results:
+            for result in results:
+                if result.builder is None or (errors == "raise" and result.first_reject is not None):
+                    bad = result.first_reject
+                    assert bad is not None
+                    raise MoleculeError(bad.reason, bad.input, bad.index)
+                writer.write_built(result.builder, result.y, result.n_rows)
+                b = result.builder
+                report(ShardInfo(b.index, b.first_row, result.n_rows, b.n_graphs, len(b.rejects),
+                                 result.seconds, result.worker))
+                # dropped before waiting for the next shard: else two shards sit in memory
+                del result, b
 
 
 def _run(client: Client, tasks: list[_ShardTask], ordered: bool) -> Iterator[_ShardResult]:
@@ -514,6 +540,7 @@ def _run(client: Client, tasks: list[_ShardTask], ordered: bool) -> Iterator[_Sh
                 while position < len(next_index) and next_index[position] in held:
                     yield held.pop(next_index[position])
                     position += 1
+            del result  # the caller has written it: not kept alive while the next one arrives
             while len(in_flight) + len(held) < window and submit():
                 pass
     finally:
