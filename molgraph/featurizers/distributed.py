@@ -73,7 +73,7 @@ import os
 import socket
 import time
 import uuid
-from concurrent.futures import ThreadPoolExecutor
+from concurrent.futures import Future, ThreadPoolExecutor
 from pathlib import Path
 from typing import TYPE_CHECKING, Any, Callable, Iterator, Literal, NamedTuple, Sequence
 
@@ -487,18 +487,30 @@ def _write_shards(client: Client, writer: Any, path: Path, n_input: int, smiles_
     with _progress(progress, n_input, n_input - sum(t.n_rows for t in tasks)) as report:
         if not tasks:
             return
-        with contextlib.closing(_run(client, tasks, ordered=errors == "raise")) as results:
+        # One shard is written (in a thread) while the next is gathered: at the end of a run every
+        # worker finishes at once, and gathering and writing one after the other would add both
+        # to the tail. The client holds at most two shards: the one being written, the one gathered.
+        with ThreadPoolExecutor(1, thread_name_prefix="molgraph-write") as pool, \
+                contextlib.closing(_run(client, tasks, ordered=errors == "raise")) as results:
+            writing: Future | None = None
             for result in results:
                 if result.builder is None or (errors == "raise" and result.first_reject is not None):
                     bad = result.first_reject
                     assert bad is not None
                     raise MoleculeError(bad.reason, bad.input, bad.index)
-                writer.write_built(result.builder, result.y, result.n_rows)
-                b = result.builder
-                report(ShardInfo(b.index, b.first_row, result.n_rows, b.n_graphs, len(b.rejects),
-                                 result.seconds, result.worker))
-                # dropped before waiting for the next shard: else two shards sit in memory
-                del result, b
+                if writing is not None:
+                    report(writing.result())  # a failed write raises here
+                writing = pool.submit(_write_one, writer, result)
+                del result  # only the writer thread holds it now
+            if writing is not None:
+                report(writing.result())
+
+
+def _write_one(writer: Any, result: _ShardResult) -> ShardInfo:
+    b = result.builder
+    assert b is not None
+    writer.write_built(b, result.y, result.n_rows)
+    return ShardInfo(b.index, b.first_row, result.n_rows, b.n_graphs, len(b.rejects), result.seconds, result.worker)
 
 
 def _run(client: Client, tasks: list[_ShardTask], ordered: bool) -> Iterator[_ShardResult]:
