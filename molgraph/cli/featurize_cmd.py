@@ -313,6 +313,7 @@ def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
         return 2
     start_time = time.perf_counter()
     fresh = not out_dir.exists()
+    was_empty = fresh or (out_dir.is_dir() and not any(out_dir.iterdir()))
     try:
         writer = ShardWriter(
             out_dir, featurizer_config=featurizer.to_config(), input_path=args.input,
@@ -376,12 +377,12 @@ def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
     except MoleculeError as err:
         row = stream_row(err.index) if err.index is not None else None
         print(f"error: row {row}: {err.input!r}: {err.reason}", file=sys.stderr)
-        _after_failure(writer, out_dir, fresh)
+        _after_failure(writer, out_dir, fresh, was_empty)
         print("use --errors skip to write bad rows to the shards' rejects files", file=sys.stderr)
         return 1
     except (KeyError, ValueError) as err:  # ShardError is a ValueError
         print(f"error: {err}", file=sys.stderr)
-        _after_failure(writer, out_dir, fresh)
+        _after_failure(writer, out_dir, fresh, was_empty)
         return 2
     elapsed = time.perf_counter() - start_time
     totals = manifest["totals"]
@@ -399,10 +400,11 @@ def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
     return 0
 
 
-def _after_failure(writer: Any, out_dir: Path, fresh: bool) -> None:
-    """Say what a failed shard run leaves; a folder this run created and wrote no shard into goes."""
+def _after_failure(writer: Any, out_dir: Path, fresh: bool, was_empty: bool) -> None:
+    """Say what a failed shard run leaves. A folder that was empty (or absent) and got no shard is
+    left as it was: an empty manifest would only make the next run ask for --resume."""
     done = writer.done_shards
-    if done:
+    if done or not was_empty:
         print(f"{len(done)} complete shard(s) stay in {out_dir} (incomplete: --resume continues it with the same "
               f"input)", file=sys.stderr)
         return
