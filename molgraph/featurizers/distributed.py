@@ -13,30 +13,39 @@ engine uses (CSV/TSV, ``.gz`` included, through
 :func:`molgraph.data.table.iter_smiles_column`, or pandas in chunks when targets are read;
 ``.smi``), featurizes its rows (:func:`molgraph.featurizers.batch.iter_featurize_chunks`,
 one process per task) and collects them in a :class:`~molgraph.data.shards.ShardBuilder`, which
-narrows the arrays as they arrive (OGB features to ``uint8``, one-hot floats to ``uint8``).
-Streaming to the first row costs about 1 us per skipped row (3 us with targets); shard ``k``
-skips ``k * N`` rows, which stays a few percent of the featurization time for inputs of up to
-a few dozen shards (see the measurements in the report of the issue) and grows linearly with
-the number of shards beyond that.
+narrows the arrays as they arrive (OGB features to ``uint8``, float arrays of only 0/1 to ``uint8``).
+Streaming to the first row costs about 1 us per skipped row (about 3 us when targets are read,
+measured on MOSES): shard ``k`` skips ``k * N`` rows, so the skipping adds up to about
+``K / 2 * N`` row reads over ``K`` shards. For MOSES train (1.58M rows, 16 shards of 100k) that is
+12M row reads, 12-36 s of worker time against 500-850 s of featurizing (2-7%); it grows
+linearly with the number of shards, so inputs of hundreds of shards want larger shards.
 
 **Who writes the shards: the client.** Each task returns its :class:`ShardBuilder` (already
-narrow: ~0.5 KB per molecule for OGB features, ~2.7 KB for ``multihot``) and the client writes it
-with :class:`~molgraph.data.shards.ShardWriter`, the single writer of the folder: one process
-owns the manifest, so it is replaced atomically after every shard exactly as in the local engine,
-resume and the final completeness check need no coordination, and the output folder needs to be
-visible only to the client. The trade-off: every shard's bytes pass through the client's network
-link and disk, and the client hashes and fsyncs them. Writing a shard (tens to hundreds of MB) takes
-a fraction of a second while featurizing it takes a worker tens of seconds, so one client keeps up
-with many workers; past a few hundred workers, writing on the workers into a shared file system
-(with the client only merging manifest entries) would scale further, at the cost of a shared
-output folder and a multi-writer manifest protocol that :mod:`molgraph.data.shards` does not have.
-The client gathers results directly from the workers (not through the scheduler, which would copy
-them twice) unless the client was created with ``direct_to_workers=False``.
+narrow: ~0.5 KB per molecule for OGB features; ~7 KB for ``multihot``, whose float features stay
+float32) and the client writes it with :class:`~molgraph.data.shards.ShardWriter`, the single
+writer of the folder: one process owns the manifest, so it is replaced atomically after every
+shard exactly as in the local engine, resume and the final completeness check need no
+coordination, and the output folder needs to be visible only to the client. The trade-off: every
+shard's bytes pass through the client's network link and disk, and the client hashes and fsyncs
+them. Gathering and writing a 100k-molecule shard takes the client 1-3 s while featurizing it
+takes a worker 30-60 s, so one client keeps up with tens of workers; beyond that, writing on the
+workers into a shared file system (the client only merging manifest entries) would scale further,
+at the cost of a shared output folder and a multi-writer manifest protocol that
+:mod:`molgraph.data.shards` does not have. The client gathers results directly from the workers
+(through the scheduler a shard would be copied twice: 1.7 s instead of 0.1 s for 340 MB here)
+unless the client was created with ``direct_to_workers=False``, and writes one shard in a thread
+while it gathers the next.
 
-At most ``2 x`` (worker threads) shards are in flight at once, so finished shards never pile up
-in worker memory when the client writes slowly. With ``errors="raise"`` shards are written in
-input order and the run stops at the first bad row, as the local engine does: the shards before
-it are complete (``resume`` continues), none after it is written.
+Memory: a worker holds the shard it featurizes (``shard_size`` x the bytes per molecule above,
+plus ~150 MB of interpreter, RDKit and Dask); the client at most two shards (one being written,
+one gathered). At most ``2 x`` (worker threads) shards are in flight at once, so finished shards
+never pile up in worker memory when the client writes slowly.
+
+Failures: with ``errors="raise"`` shards are written in input order and the run stops at the
+first bad row: the shards before it are complete, none after it is written. A failed task (a
+worker that cannot read the input, a task whose workers died more often than Dask's
+``distributed.scheduler.allowed-failures``) stops the run the same way. The
+complete shards stay, listed in the manifest, and ``resume=True`` continues with either engine.
 
 **Pointing it at a real cluster.**
 
@@ -46,7 +55,8 @@ it are complete (``resume`` continues), none after it is written.
    client and every worker.
 2. Start a scheduler on one node, ``dask scheduler`` (it prints ``tcp://HOST:8786``), and workers
    on the others, ``dask worker tcp://HOST:8786 --nthreads 1 --nworkers N``: one thread per
-   worker process, as many processes as cores (RDKit holds the GIL, so threads do not add speed).
+   worker process, as many processes as cores (featurizing is Python code under the GIL, so
+   threads in one process do not add speed).
 3. Run ``featurize_to_shards_dask(input, out_dir, smiles_column="smiles",
    scheduler="tcp://HOST:8786")`` on a machine that sees the input (it counts the rows and hashes
    the file) and can write ``out_dir``; the client must reach the workers' addresses.
