@@ -178,7 +178,20 @@ def test_raise_mode_stops_at_the_first_bad_row(client, library, local_ref, tmp_p
     _assert_same_folder(out, local_ref)
 
 
-def test_bad_requests_fail_before_any_folder_or_worker(client, library, tmp_path) -> None:
+@pytest.mark.parametrize("existed", [False, True])
+def test_a_failure_before_the_first_shard_leaves_the_folder_as_it_was(client, tmp_path, existed) -> None:
+    src = tmp_path / "few.csv"
+    src.write_text("smiles\nCCO\nCC(\nc1ccccc1\n", encoding="utf-8")
+    out = tmp_path / "out"
+    if existed:
+        out.mkdir()
+    with pytest.raises(MoleculeError) as err:
+        dist.featurize_to_shards_dask(src, out, smiles_column="smiles", errors="raise", scheduler=client, progress=False)
+    assert err.value.index == 1
+    assert out.exists() == existed and (not existed or not any(out.iterdir()))
+
+
+def test_bad_requests_fail_before_any_folder_or_task(client, library, tmp_path) -> None:
     out = tmp_path / "never"
     kw = dict(smiles_column="smiles", shard_size=SHARD, scheduler=client, progress=False)
     with pytest.raises(KeyError, match="not found; columns present"):

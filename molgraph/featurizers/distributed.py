@@ -430,6 +430,10 @@ def featurize_to_shards_dask(
         ValueError: an SDF input, targets without a CSV, a bad label or ``errors`` value.
         molgraph.data.shards.ShardError: ``out_dir`` holds something else, or the run to resume differs.
         molgraph.chem.MoleculeError: ``errors="raise"`` and a row gives no graph.
+
+    After any failure the folder is what the local engine leaves: the complete shards and an
+    incomplete manifest (``resume=True`` continues), or, when no shard was written into a folder
+    that was absent or empty, the folder as it was.
         RuntimeError: workers without molgraph, or with other molgraph/RDKit/numpy versions.
     """
     require_dask()
@@ -462,6 +466,7 @@ def featurize_to_shards_dask(
         with _connect(scheduler, n_workers) as client:
             n_input, sha256 = scan.result()
             fresh = not out.exists()
+            was_empty = fresh or (out.is_dir() and not any(out.iterdir()))
             writer = ShardWriter(
                 out, featurizer_config=config, input_path=path, input_sha256=sha256,
                 smiles_column=smiles_column if kind == "csv" else None, target_columns=target_columns,
@@ -471,7 +476,7 @@ def featurize_to_shards_dask(
                 _write_shards(client, writer, path, n_input, smiles_column, target_columns, config, errors, progress)
                 return writer.close(n_input)
             except BaseException:
-                _after_failure(writer, out, fresh)
+                _after_failure(writer, out, fresh, was_empty)
                 raise
 
 
@@ -570,11 +575,13 @@ def _run(client: Client, tasks: list[_ShardTask], ordered: bool) -> Iterator[_Sh
             client.cancel(in_flight)
 
 
-def _after_failure(writer: Any, out: Path, fresh: bool) -> None:
-    """A folder this call created and wrote no shard into is removed; complete shards stay (resume)."""
-    if writer.done_shards:
+def _after_failure(writer: Any, out: Path, fresh: bool, was_empty: bool) -> None:
+    """What the local engine leaves after a failure: complete shards stay (``resume`` continues);
+    a folder that was absent or empty and got no shard is left as it was (an empty manifest would
+    only make the next run ask for ``resume``)."""
+    if writer.done_shards or not was_empty:
         return
-    with contextlib.suppress(OSError):
+    with contextlib.suppress(OSError):  # something else appeared in it meanwhile: left alone
         (out / "manifest.json").unlink(missing_ok=True)
         if fresh:
             out.rmdir()
