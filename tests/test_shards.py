@@ -337,6 +337,12 @@ def test_resume_refuses_another_input_or_featurizer(tmp_path, capsys) -> None:
     assert "cannot resume" in err and "sha256" in err
     # nothing was touched by the refused runs
     assert ShardedGraphs.open(tmp_path / "ds").manifest["complete"]
+    # a label that is not a number: named by row and column, and no folder is left behind
+    bad = tmp_path / "bad.csv"
+    bad.write_text("smiles,y\nCCO,1\nCCN,oops\n")
+    assert _featurize("-i", str(bad), "-o", f"{tmp_path / 'bad'}/", "--target-columns", "y") == 2
+    err = capsys.readouterr().err
+    assert "row 1, column 'y': label 'oops' is not a number" in err and not (tmp_path / "bad").exists()
 
 
 def test_writer_contract_errors(tmp_path) -> None:
