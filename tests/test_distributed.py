@@ -142,6 +142,18 @@ def test_own_local_cluster_smi_input_without_targets(library, tmp_path) -> None:
     _assert_same_folder(out, ref)
 
 
+def test_the_own_local_cluster_gets_the_quiet_worker_settings() -> None:
+    import dask
+
+    def settings() -> dict:
+        return {key: dask.config.get(key) for key in dist.LOCAL_CLUSTER_CONFIG}
+
+    with dist._connect(None, n_workers=1) as c:
+        got = c.run(settings)
+        assert list(got.values()) == [dist.LOCAL_CLUSTER_CONFIG]
+        assert len(c.nthreads()) == 1 and list(c.nthreads().values()) == [1]
+
+
 def test_resume_featurizes_only_the_damaged_shard(client, library, local_ref, tmp_path) -> None:
     out = tmp_path / "resumed"
     shutil.copytree(local_ref, out)
@@ -186,7 +198,8 @@ def test_a_failure_before_the_first_shard_leaves_the_folder_as_it_was(client, tm
     if existed:
         out.mkdir()
     with pytest.raises(MoleculeError) as err:
-        dist.featurize_to_shards_dask(src, out, smiles_column="smiles", errors="raise", scheduler=client, progress=False)
+        dist.featurize_to_shards_dask(src, out, smiles_column="smiles", errors="raise", scheduler=client,
+                                      progress=False)
     assert err.value.index == 1
     assert out.exists() == existed and (not existed or not any(out.iterdir()))
 
