@@ -582,7 +582,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         print(f"== {name}", flush=True)
         t = _watch([*base, *extra, "-o", f"{out}/"], log)
         manifest = json.loads((out / "manifest.json").read_text())
-        t.update(n_input_rows=n_rows, n_graphs=manifest["n_graphs"], n_rejected=manifest["n_rejected"],
+        t.update(n_input_rows=n_rows, n_graphs=manifest["totals"]["n_graphs"], n_rejected=manifest["totals"]["n_rejected"],
                  molecules_per_second=n_rows / t["wall_s"], output_bytes=_dir_bytes(out))
         results[name] = t
         outputs[name] = out

@@ -316,10 +316,12 @@ def _run_dask(args: argparse.Namespace, featurizer: Any) -> int:
     except ImportError as err:
         print(f"error: {err}", file=sys.stderr)
         return 2
+    from molgraph.chem import MoleculeError
     from molgraph.data.shards import ShardError
 
     start = time.perf_counter()
-    n_workers = None if args.scheduler else max(1, args.n_jobs if args.n_jobs > 0 else (os.cpu_count() or 1))
+    # --n-jobs 1 is the default of the local engine; a local cluster of one worker would only add overhead
+    n_workers = None if args.scheduler or args.n_jobs == 1 else (args.n_jobs if args.n_jobs > 0 else os.cpu_count() or 1)
     try:
         manifest = featurize_to_shards_dask(
             args.input, args.output, smiles_column=args.smiles_column if _is_csv(args.input) else None,
@@ -327,13 +329,17 @@ def _run_dask(args: argparse.Namespace, featurizer: Any) -> int:
             errors=args.errors, scheduler=args.scheduler, n_workers=n_workers, resume=args.resume,
             progress=args.progress,
         )
-    except (ShardError, ValueError, FileNotFoundError) as err:
-        print(f"error: {err}", file=sys.stderr)
+    except MoleculeError as err:  # errors=raise: the first bad row, as the local engine says it
+        print(f"error: row {err.index}: {err}", file=sys.stderr)
+        return 1
+    except (ShardError, ValueError, FileNotFoundError, KeyError, RuntimeError) as err:
+        print(f"error: {err.args[0] if isinstance(err, KeyError) and err.args else err}", file=sys.stderr)
         return 1
     seconds = time.perf_counter() - start
-    n = int(manifest.get("n_graphs", 0))
+    totals = manifest.get("totals", {})
+    n = int(totals.get("n_graphs", 0))
     print(f"featurized {n} molecules on Dask in {seconds:.1f} s ({n / max(seconds, 1e-9):.0f} mol/s) -> "
-          f"{args.output}/ ({len(manifest.get('shards', []))} shards, {manifest.get('n_rejected', 0)} rejected)",
+          f"{args.output}/ ({len(manifest.get('shards', []))} shards, {totals.get('n_rejected', 0)} rejected)",
           file=sys.stderr)
     return 0
 
