@@ -107,24 +107,15 @@ class EpochLog(Callback):
     def on_train_epoch_start(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         self._start = time.perf_counter()
 
-    def on_validation_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
-        if trainer.sanity_checking or not trainer.is_global_zero or self._start is None:
-            return
-        # train_loss is logged at the end of the training epoch, which Lightning runs after
-        # validation: this epoch's value is not there yet, so the line shows validation values
-        # here and the training loss is added at epoch end
-        self._val = {k: float(v) for k, v in trainer.callback_metrics.items() if k.startswith("val_")}
-
     def on_train_epoch_end(self, trainer: L.Trainer, pl_module: L.LightningModule) -> None:
         if not trainer.is_global_zero or self._start is None:
             return
+        # Lightning runs validation before this hook: the epoch's train_loss and val_* are all here
         metrics = {k: float(v) for k, v in trainer.callback_metrics.items()}
-        metrics.update(getattr(self, "_val", {}))
         shown = "  ".join(f"{k} {metrics[k]:.5g}" for k in sorted(metrics, key=lambda k: (k != "train_loss", k)))
         epochs = trainer.max_epochs if trainer.max_epochs is not None else "?"
         self.say(f"{self.prefix}epoch {trainer.current_epoch + 1}/{epochs}  {shown}  "
                  f"{time.perf_counter() - self._start:.1f} s")
-        self._val = {}
 
 
 def is_global_zero_process() -> bool:
@@ -511,7 +502,8 @@ def run_training(
     }
     model_path = save_model_file(run_dir / "model.pt", payload)
     try:
-        _learning_curves(run_dir, title=f"{method.name}: {getattr(config, 'model', '') if isinstance(getattr(config, 'model', ''), str) else method.name}")
+        model = getattr(config, "model", None)
+        _learning_curves(run_dir, title=f"{method.name}: {model}" if isinstance(model, str) else method.name)
     except Exception as exc:  # noqa: BLE001  a plotting failure must not lose a trained model
         warnings.warn(f"learning curves were not plotted: {exc}", stacklevel=2)
     return RunResult(run_dir=run_dir, metrics=results, model_path=model_path)
