@@ -16,7 +16,7 @@ import warnings
 from pathlib import Path
 from typing import IO, Any, Iterator
 
-__all__ = ["atomic_output", "atomic_write_bytes", "safe_torch_load", "UnsafeFileError"]
+__all__ = ["atomic_output", "atomic_write_bytes", "error_exit", "safe_torch_load", "UnsafeFileError"]
 
 _WRITE_MODES = frozenset({"w", "wt", "wb"})
 
@@ -111,3 +111,12 @@ def safe_torch_load(path: str | os.PathLike[str], map_location: Any = "cpu", *, 
 def _reason(exc: Exception) -> str:
     lines = [ln.strip() for ln in str(exc).splitlines() if "Unsupported global" in ln or "Unsupported operand" in ln]
     return lines[0] if lines else str(exc).splitlines()[0]
+
+
+def error_exit(message: str, code: int = 1) -> int:
+    """Print ``molgraph: error: message`` to stderr and return the exit code (for the sub-commands,
+    including those a method adds)."""
+    import sys
+
+    print(f"molgraph: error: {message}", file=sys.stderr)
+    return code

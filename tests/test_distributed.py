@@ -1,4 +1,4 @@
-"""The Dask engine (:mod:`molgraph.featurizers.distributed`) writes the local engine's shard folder,
+"""The Dask engine (:mod:`molgraph.data.distributed`) writes the local engine's shard folder,
 byte for byte: arrays, rejects and manifest, with targets, rejects and an all-rejected shard; resume
 and raise mode behave as the local engine's. One LocalCluster of 2 worker processes serves the module.
 """
@@ -21,7 +21,7 @@ from molgraph.cli.main import main  # noqa: E402
 from molgraph.data.shards import ShardedGraphs, ShardError  # noqa: E402
 from molgraph.data.table import read_molecule_table  # noqa: E402
 from molgraph.featurizers import MolGraphFeaturizer, Reject, iter_featurize  # noqa: E402
-from molgraph.featurizers import distributed as dist  # noqa: E402
+from molgraph.data import distributed as dist  # noqa: E402
 
 REPO = Path(__file__).resolve().parents[1]
 ESOL = REPO / "datasets" / "esol" / "delaney-processed.csv"

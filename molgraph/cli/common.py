@@ -1,11 +1,8 @@
-"""Small helpers shared by the sub-commands."""
+"""Small helpers shared by the sub-commands (:func:`error_exit` lives in :mod:`molgraph.io`, so
+that methods' own sub-commands use it without importing the CLI layer)."""
 
 from __future__ import annotations
 
-import sys
+from molgraph.io import error_exit
 
-
-def error_exit(message: str, code: int = 1) -> int:
-    """Print ``molgraph: error: message`` to stderr and return the exit code."""
-    print(f"molgraph: error: {message}", file=sys.stderr)
-    return code
+__all__ = ["error_exit"]

@@ -71,9 +71,9 @@ def _items(args: argparse.Namespace) -> Iterator:
     if name.endswith(".sdf"):
         return (mol for _, mol, _ in read_sdf(args.input, ParseOptions(keep_hs=True)))
     if name.endswith(".smi"):
-        from molgraph.cli.featurize_cmd import _read_smi
+        from molgraph.data.table import iter_smi
 
-        return _read_smi(args.input)
+        return iter_smi(args.input)
     import itertools
 
     rows = iter_smiles_column(args.input, args.smiles_column)

@@ -61,7 +61,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "byte; needs molgraph-ml[dask])")
     p.add_argument("--scheduler", default=None, metavar="ADDRESS",
                    help="--engine dask: a running scheduler, e.g. tcp://HOST:8786 (default: a local cluster of "
-                        "--n-jobs worker processes); see molgraph.featurizers.distributed for a real cluster")
+                        "--n-jobs worker processes); see molgraph.data.distributed for a real cluster")
     p.add_argument("--featurizer", default="ogb", choices=PRESETS, help="atom/bond preset (default: ogb)")
     p.add_argument("--n-jobs", type=int, default=1, help="worker processes (-1: all cores)")
     p.add_argument("--errors", choices=("raise", "skip"), default="raise",
@@ -80,28 +80,10 @@ def rejects_path(output: Path) -> Path:
     return output.with_name(output.name.split(".")[0] + ".rejects.csv")
 
 
-def _read_smi(path: Path) -> Iterator[str]:
-    import gzip
-
-    opener = gzip.open if path.suffix == ".gz" else open
-    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
-        for line in fh:
-            if line.strip():
-                yield line.split()[0]
-
-
 def _molecules(args: argparse.Namespace) -> Iterator:
-    from molgraph.chem import ParseOptions, read_sdf
-    from molgraph.data.table import iter_smiles_column
+    from molgraph.data.table import iter_molecule_inputs
 
-    name = args.input.name.lower().removesuffix(".gz")
-    if name.endswith(".sdf"):
-        options = ParseOptions(keep_hs=args.keep_hs or args.add_hs)
-        return (mol for _, mol, _ in read_sdf(args.input, options))
-    if name.endswith(".smi"):
-        return _read_smi(args.input)
-    # header and column checked up front (a missing column fails before any work); rows stream
-    return iter_smiles_column(args.input, args.smiles_column)
+    return iter_molecule_inputs(args.input, args.smiles_column, keep_hs=args.keep_hs or args.add_hs)
 
 
 def run(args: argparse.Namespace) -> int:
@@ -215,51 +197,6 @@ def _is_csv(path: Path) -> bool:
     return not name.endswith((".sdf", ".smi"))
 
 
-def _csv_rows_with_targets(path: Path, smiles_column: str, target_columns: list[str],
-                           chunk_rows: int = 50_000) -> Iterator[tuple[str, np.ndarray]]:
-    """``(smiles, targets)`` per data row of a CSV/TSV, read ``chunk_rows`` rows at a time.
-
-    Rows, cells and label rules are those of :func:`molgraph.data.table.read_molecule_table`
-    (the same pandas reading; empty and NaN-like cells are missing labels, NaN), but the file is
-    never held whole: a 1.6M-row library costs one chunk of text at a time.
-
-    Raises:
-        KeyError: a named column is absent (the message lists the columns present).
-        ValueError: a label that is neither a number nor empty, naming the row and column.
-    """
-    import numpy as np
-    import pandas as pd
-
-    from molgraph.data.table import _read_options
-
-    options = _read_options(path)
-    header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **options).columns]
-    missing = [c for c in [smiles_column, *target_columns] if c not in header]
-    if missing:
-        raise KeyError(f"{path}: column(s) {missing} not found; columns present: {header}")
-    wanted = {smiles_column, *target_columns}
-    missing_words = ("", "nan", "na", "n/a", "none", "null")
-    row = 0
-    reader = pd.read_csv(path, usecols=lambda c: str(c).strip() in wanted, chunksize=chunk_rows, **options)
-    with reader:
-        for frame in reader:
-            frame.columns = [str(c).strip() for c in frame.columns]
-            targets = np.full((len(frame), len(target_columns)), np.nan, dtype=np.float64)
-            for j, col in enumerate(target_columns):
-                for i, cell in enumerate(frame[col].tolist()):
-                    cell = cell.strip()
-                    if cell.lower() in missing_words:
-                        continue
-                    try:
-                        targets[i, j] = float(cell)
-                    except ValueError:
-                        raise ValueError(f"{path}: row {row + i}, column {col!r}: label {cell!r} is not a number") \
-                            from None
-            for i, smiles in enumerate(frame[smiles_column].tolist()):
-                yield smiles.strip(), targets[i]
-            row += len(frame)
-
-
 class _PendingRows:
     """The input's molecules for the rows of shards not yet complete, in row order.
 
@@ -308,9 +245,9 @@ def _pending_shards(done: set[int]) -> Iterator[int]:
 
 
 def _run_dask(args: argparse.Namespace, featurizer: Any) -> int:
-    """``--engine dask``: the shard folder written by tasks on a Dask cluster (molgraph.featurizers.distributed)."""
+    """``--engine dask``: the shard folder written by tasks on a Dask cluster (molgraph.data.distributed)."""
     try:
-        from molgraph.featurizers.distributed import featurize_to_shards_dask, require_dask
+        from molgraph.data.distributed import featurize_to_shards_dask, require_dask
 
         require_dask()
     except ImportError as err:
@@ -351,6 +288,7 @@ def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
     from molgraph.chem import MoleculeError
     from molgraph.data.shards import ShardBuilder, ShardError, ShardWriter
     from molgraph.data.sources import format_size, sha256_file
+    from molgraph.data.table import iter_rows_with_targets
     from molgraph.featurizers.batch import default_progress, iter_featurize_chunks
 
     out_dir, size = args.output, args.shard_size
@@ -397,7 +335,7 @@ def _run_shards(args: argparse.Namespace, featurizer: Any) -> int:
                   f", {builder.n_graphs} graphs, {len(builder.rejects)} rejected", file=sys.stderr)
 
     try:
-        molecules = (_csv_rows_with_targets(args.input, args.smiles_column, targets) if targets
+        molecules = (iter_rows_with_targets(args.input, args.smiles_column, targets) if targets
                      else _molecules(args))
         reader = _PendingRows(molecules, size, done, len(targets))
         builder: ShardBuilder | None = None

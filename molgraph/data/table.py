@@ -20,7 +20,8 @@ if TYPE_CHECKING:
 # pandas is imported by the functions that use it: streaming one column of a plain or gzipped file
 # (what ``molgraph featurize`` does) reads it with the csv module, without pandas' import time.
 
-__all__ = ["MoleculeTable", "iter_smiles_column", "read_molecule_table"]
+__all__ = ["MoleculeTable", "iter_molecule_inputs", "iter_rows_with_targets", "iter_smi", "iter_smiles_column",
+           "read_molecule_table"]
 
 
 @dataclass
@@ -187,3 +188,80 @@ def read_molecule_table(
             except ValueError:
                 raise ValueError(f"{path}: row {i}, column {col!r}: label {cell!r} is not a number") from None
     return MoleculeTable(smiles, targets, target_columns, frame)
+
+
+def iter_smi(path: str | Path) -> Iterator[str]:
+    """The first field of every non-blank line of a ``.smi`` file (``.gz`` allowed): its SMILES."""
+    import gzip
+
+    path = Path(path)
+    opener = gzip.open if path.suffix == ".gz" else open
+    with opener(path, "rt", encoding="utf-8", errors="replace") as fh:
+        for line in fh:
+            if line.strip():
+                yield line.split()[0]
+
+
+def iter_molecule_inputs(path: str | Path, smiles_column: str | None, *, keep_hs: bool = False) -> Iterator:
+    """Every record of a molecule file, streamed, one per data row: RDKit molecules from an SDF
+    (``keep_hs`` keeps its explicit hydrogens), SMILES strings from a ``.smi`` file or from the
+    ``smiles_column`` of a CSV/TSV (``.gz`` allowed for all three).
+
+    A CSV's header is checked on the first step (a missing column raises :class:`KeyError`
+    before any row is featurized).
+    """
+    from molgraph.chem import ParseOptions, read_sdf
+
+    path = Path(path)
+    name = path.name.lower().removesuffix(".gz")
+    if name.endswith(".sdf"):
+        return (mol for _, mol, _ in read_sdf(path, ParseOptions(keep_hs=keep_hs)))
+    if name.endswith(".smi"):
+        return iter_smi(path)
+    if smiles_column is None:
+        raise ValueError(f"{path}: a CSV/TSV input needs the name of its SMILES column")
+    return iter_smiles_column(path, smiles_column)
+
+
+def iter_rows_with_targets(path: str | Path, smiles_column: str, target_columns: Sequence[str],
+                           chunk_rows: int = 50_000) -> Iterator[tuple[str, np.ndarray]]:
+    """``(smiles, targets)`` per data row of a CSV/TSV, read ``chunk_rows`` rows at a time.
+
+    Rows, cells and label rules are those of :func:`read_molecule_table`
+    (the same pandas reading; empty and NaN-like cells are missing labels, NaN), but the file is
+    never held whole: a 1.6M-row library costs one chunk of text at a time.
+
+    Raises:
+        KeyError: a named column is absent (the message lists the columns present).
+        ValueError: a label that is neither a number nor empty, naming the row and column.
+    """
+    import pandas as pd
+
+    path = Path(path)
+    target_columns = list(target_columns)
+    options = _read_options(path)
+    header = [str(c).strip() for c in pd.read_csv(path, nrows=0, **options).columns]
+    missing = [c for c in [smiles_column, *target_columns] if c not in header]
+    if missing:
+        raise KeyError(f"{path}: column(s) {missing} not found; columns present: {header}")
+    wanted = {smiles_column, *target_columns}
+    missing_words = ("", "nan", "na", "n/a", "none", "null")
+    row = 0
+    reader = pd.read_csv(path, usecols=lambda c: str(c).strip() in wanted, chunksize=chunk_rows, **options)
+    with reader:
+        for frame in reader:
+            frame.columns = [str(c).strip() for c in frame.columns]
+            targets = np.full((len(frame), len(target_columns)), np.nan, dtype=np.float64)
+            for j, col in enumerate(target_columns):
+                for i, cell in enumerate(frame[col].tolist()):
+                    cell = cell.strip()
+                    if cell.lower() in missing_words:
+                        continue
+                    try:
+                        targets[i, j] = float(cell)
+                    except ValueError:
+                        raise ValueError(f"{path}: row {row + i}, column {col!r}: label {cell!r} is not a number") \
+                            from None
+            for i, smiles in enumerate(frame[smiles_column].tolist()):
+                yield smiles.strip(), targets[i]
+            row += len(frame)

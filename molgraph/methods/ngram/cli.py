@@ -28,7 +28,7 @@ import time
 from pathlib import Path
 from typing import Any, Iterator
 
-from molgraph.cli.common import error_exit
+from molgraph.io import error_exit
 
 __all__ = ["register"]
 

@@ -71,14 +71,12 @@ SDF input is refused: skipping to a partition's first record would parse every r
 (the SDF reader parses while it splits records), so partitions would cost quadratic time; use the
 local engine for SDF.
 
-Layering: this module reads inputs with the local engine's readers (``molgraph.cli.featurize_cmd``)
-and writes with :mod:`molgraph.data.shards`, both imported inside the functions that need them:
-sharing the readers is what makes the rows identical to the local engine's.
+It reads inputs with the readers of :mod:`molgraph.data.table`, as the local engine does (which
+is what makes the rows identical), and writes with :mod:`molgraph.data.shards`.
 """
 
 from __future__ import annotations
 
-import argparse
 import contextlib
 import itertools
 import os
@@ -155,16 +153,14 @@ def _input_rows(path: Path, smiles_column: str | None, target_columns: Sequence[
     """Every data row of the input, as the local engine reads it: a SMILES string per row, or
     ``(smiles, targets)`` when target columns are given.
 
-    The local engine's own readers (``molgraph featurize -o DIR/``) are called, not copies of them,
-    so both engines number the rows alike (blank lines, quoted fields, ``.gz``) and parse labels
-    alike.
+    The local engine's readers (:mod:`molgraph.data.table`) are called, so both engines number
+    the rows alike (blank lines, quoted fields, ``.gz``) and parse labels alike.
     """
-    from molgraph.cli import featurize_cmd as local
+    from molgraph.data.table import iter_molecule_inputs, iter_rows_with_targets
 
     if target_columns:
-        return local._csv_rows_with_targets(path, str(smiles_column), list(target_columns))
-    # _molecules reads CSV/TSV and .smi by path and column; the hydrogen flags matter only for SDF
-    return local._molecules(argparse.Namespace(input=path, smiles_column=smiles_column, keep_hs=False, add_hs=False))
+        return iter_rows_with_targets(path, str(smiles_column), list(target_columns))
+    return iter_molecule_inputs(path, smiles_column)
 
 
 def count_rows(input_path: str | os.PathLike[str], smiles_column: str | None,
