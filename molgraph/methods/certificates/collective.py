@@ -70,6 +70,8 @@ __all__ = [
     "naive_certificate",
     "collective_certificate",
     "certified_ratio_curve",
+    "CollectiveProblem",
+    "collective_problem",
 ]
 
 # relative slack added before flooring an attacked-count bound (see the module doc)
@@ -196,6 +198,61 @@ class CurveRow(NamedTuple):
     naive_ratio: float
     collective_ratio: float
     solve_seconds: float
+
+
+@dataclass(frozen=True, eq=False)
+class CollectiveProblem:
+    """The collective certificate's LP/MILP in matrix form, exactly as :func:`collective_certificate` solves it.
+
+    ``minimise c @ x`` subject to ``constraint_lb <= A @ x <= constraint_ub``, ``lb <= x <= ub``,
+    and ``x[i]`` integral where ``integrality[i]`` is 1 (only in mode ``"milp"``). Any solver that
+    reaches the optimum of this problem gives the same certificate: the adversary attacks at most
+    ``attacked_bound(optimum) = n_free - optimum`` targets, and :meth:`certified` floors that as
+    :func:`collective_certificate` does. For a MILP only a *dual bound* of the optimum is sound.
+
+    Attributes:
+        c: ``(V,)`` objective (``-1`` on the attacked indicators, 0 elsewhere).
+        A: ``(C, V)`` sparse CSR constraint matrix.
+        constraint_lb, constraint_ub: ``(C,)`` row bounds (``-inf`` where unbounded).
+        lb, ub: ``(V,)`` variable bounds.
+        integrality: ``(V,)`` int8, 1 for integral variables (all 0 in mode ``"lp"``).
+        n_targets: number of distinct targets.
+        n_free: targets attacked for free (not certified at the origin; not in ``x``).
+        naive_certified: targets certified by the naive certificate at the same budgets.
+        n_points: Pareto points in the problem.
+        attacked: columns of the attacked indicators ``a_n`` in ``x``.
+        mode: ``"lp"`` or ``"milp"``.
+        budgets: the global budget of each type, by name.
+
+    With no variables (``V = 0``: nothing is reachable) the optimum is 0.
+    """
+
+    c: np.ndarray
+    A: sp.csr_matrix
+    constraint_lb: np.ndarray
+    constraint_ub: np.ndarray
+    lb: np.ndarray
+    ub: np.ndarray
+    integrality: np.ndarray
+    n_targets: int
+    n_free: int
+    naive_certified: int
+    n_points: int
+    attacked: slice
+    mode: str
+    budgets: dict[str, int] = field(default_factory=dict)
+
+    @property
+    def n_vars(self) -> int:
+        return int(self.c.size)
+
+    def attacked_bound(self, optimum: float) -> float:
+        """Upper bound on attacked targets from the optimum (or a MILP dual bound) of ``c @ x``."""
+        return self.n_free - float(optimum)
+
+    def certified(self, optimum: float) -> int:
+        """Certified targets from the optimum (or a MILP dual bound): ``n_targets - floor(bound)``."""
+        return self.n_targets - min(self.n_targets, _floor_count(self.attacked_bound(optimum)))
 
 
 # ---------------------------------------------------------------------------------------------
@@ -409,8 +466,8 @@ class _Rows:
         return LinearConstraint(a, np.concatenate(self.lo), np.concatenate(self.hi))
 
 
-def _certify(table: _ParetoTable, types: Sequence[PerturbationType], targets: np.ndarray, mode: str,
-             time_limit: float | None, n_attackers: int | None) -> CollectiveResult:
+def _build(table: _ParetoTable, types: Sequence[PerturbationType], targets: np.ndarray, mode: str,
+           n_attackers: int | None) -> CollectiveProblem:
     if mode not in ("lp", "milp"):
         raise ValueError(f"mode must be 'lp' or 'milp', got {mode!r}")
     n_dims = len(table.shape)
@@ -429,15 +486,6 @@ def _certify(table: _ParetoTable, types: Sequence[PerturbationType], targets: np
     naive = int(_naive_mask(table, budgets, targets).sum())
     names = {t.name: int(b) for t, b in zip(types, budgets)}
 
-    def result(attacked_bound: float, status: str, seconds: float = 0.0, incumbent: float | None = None,
-               free: int = 0, n_points: int = 0) -> CollectiveResult:
-        if status.startswith("failed"):
-            certified = naive  # the naive certificate is sound on its own
-        else:
-            certified = n_t - min(n_t, _floor_count(attacked_bound))
-        return CollectiveResult(n_t, certified, certified / n_t if n_t else 0.0, float(attacked_bound), naive,
-                                status, seconds, mode, incumbent, free, n_points, names)
-
     # --- points of targets that some allocation can reach -----------------------------------
     is_target = np.zeros(n_nodes, dtype=bool)
     is_target[targets] = True
@@ -454,7 +502,9 @@ def _certify(table: _ParetoTable, types: Sequence[PerturbationType], targets: np
     keep = ~np.isin(node, free_nodes)
     node, points = node[keep], points[keep]
     if node.size == 0:
-        return result(float(n_free), "trivial", free=n_free)
+        empty = np.zeros(0)
+        return CollectiveProblem(empty, sp.csr_matrix((0, 0)), empty, empty, empty, empty, np.zeros(0, np.int8),
+                                 n_t, n_free, naive, 0, slice(0, 0), mode, names)
 
     # --- variables: [alloc_d (pruned units) ... | perceived | s | attacked | z] ---------------
     att_nodes, att_of_point = np.unique(node, return_inverse=True)
@@ -536,18 +586,41 @@ def _certify(table: _ParetoTable, types: Sequence[PerturbationType], targets: np
 
     c = np.zeros(n_vars)
     c[at0:at0 + n_att] = -1.0  # maximise the attacked targets
+    constraints = rows.build(n_vars)
+    return CollectiveProblem(c, constraints.A, constraints.lb, constraints.ub, np.concatenate(lb), np.concatenate(ub),
+                             np.concatenate(integral), n_t, n_free, naive, n_pts, slice(at0, at0 + n_att), mode,
+                             names)
+
+
+def _certify(table: _ParetoTable, types: Sequence[PerturbationType], targets: np.ndarray, mode: str,
+             time_limit: float | None, n_attackers: int | None) -> CollectiveResult:
+    prob = _build(table, types, targets, mode, n_attackers)
+    n_t, naive, n_free, n_pts = prob.n_targets, prob.naive_certified, prob.n_free, prob.n_points
+
+    def result(attacked_bound: float, status: str, seconds: float = 0.0, incumbent: float | None = None,
+               free: int = 0, n_points: int = 0) -> CollectiveResult:
+        if status.startswith("failed"):
+            certified = naive  # the naive certificate is sound on its own
+        else:
+            certified = n_t - min(n_t, _floor_count(attacked_bound))
+        return CollectiveResult(n_t, certified, certified / n_t if n_t else 0.0, float(attacked_bound), naive,
+                                status, seconds, mode, incumbent, free, n_points, dict(prob.budgets))
+
+    if prob.n_vars == 0:
+        return result(float(n_free), "trivial", free=n_free)
+    at0, at1 = prob.attacked.start, prob.attacked.stop
+    n_att = at1 - at0
     options: dict[str, object] = {"disp": False, "presolve": True}
     if time_limit is not None:
         options["time_limit"] = float(time_limit)
-    constraints = rows.build(n_vars)
     t0 = time.perf_counter()
-    res = milp(c, integrality=np.concatenate(integral), bounds=Bounds(np.concatenate(lb), np.concatenate(ub)),
-               constraints=constraints, options=options)
+    res = milp(prob.c, integrality=prob.integrality, bounds=Bounds(prob.lb, prob.ub),
+               constraints=LinearConstraint(prob.A, prob.constraint_lb, prob.constraint_ub), options=options)
     seconds = time.perf_counter() - t0
 
     incumbent = None
     if mode == "milp" and res.x is not None:
-        incumbent = n_free + float(np.round(res.x[at0:at0 + n_att]).sum())
+        incumbent = n_free + float(np.round(res.x[at0:at1]).sum())
     if mode == "lp":
         if res.status != 0 or res.fun is None:
             return result(float(n_t), f"failed: {res.message}", seconds, None, n_free, n_pts)
@@ -594,6 +667,25 @@ def collective_certificate(
     """
     table = _pareto_table(grid)
     return _certify(table, list(types), _targets(targets, table.n_nodes), mode, time_limit, n_attackers)
+
+
+def collective_problem(
+    grid: np.ndarray,
+    types: Sequence[PerturbationType],
+    targets: np.ndarray | Sequence[int] | None = None,
+    mode: str = "lp",
+    *,
+    n_attackers: int | None = None,
+) -> CollectiveProblem:
+    """The LP/MILP that :func:`collective_certificate` solves, as matrices, for another solver.
+
+    Same arguments as :func:`collective_certificate` (no time limit: nothing is solved). The
+    matrices are the ones handed to HiGHS (Pareto points already pruned, free attacks taken out),
+    so a second solver's optimum gives the same certificate through
+    :meth:`CollectiveProblem.certified`.
+    """
+    table = _pareto_table(grid)
+    return _build(table, list(types), _targets(targets, table.n_nodes), mode, n_attackers)
 
 
 def certified_ratio_curve(
