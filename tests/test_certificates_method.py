@@ -119,3 +119,50 @@ def test_predict_writes_smoothed_classes_and_rejects_unknown_nodes(trained_run, 
     rejects = pd.read_csv(tmp_path / "preds.rejects.csv")
     assert len(preds) + len(rejects) == 4 and set(rejects["row"]) >= {2, 3}
     assert preds["vote_share"].between(0, 1).all()
+
+
+def test_certify_a_trained_model(trained_run, tmp_path):
+    from molgraph.cli.main import main
+
+    out = tmp_path / "certs"
+    args = ["certify", "--model", str(trained_run), "--n-samples", "300", "--n0", "50", "-o", str(out)]
+    assert main(args) == 0
+    summary = json.loads((out / "summary.json").read_text())
+    assert summary["n_targets"] == 2810 - 2 * 7 * 20 and summary["targets"] == "test"
+    assert 0.6 < summary["accuracy_smoothed"] <= 1
+    curves = pd.read_csv(out / "curves.csv")
+    assert set(curves["type"]) == {"attr_add", "attr_del"}
+    for _, part in curves.groupby("type"):
+        naive, coll = part["naive_ratio"].to_numpy(), part["collective_ratio"].to_numpy()
+        assert (np.diff(naive) <= 1e-12).all() and (np.diff(coll) <= 1e-12).all()
+        assert (coll >= naive - 1e-12).all() and coll[1] > naive[1]  # the collective view certifies more
+    with np.load(out / "base_certificates.npz") as f:
+        grid, abstain = f["grid"], f["abstain"]
+        assert grid.shape[0] == 2810 and (abstain == ~grid[:, 0, 0]).all()
+    # at radius 0 the certified ratio is the share of targets whose vote is certain enough
+    first = curves[(curves["type"] == "attr_del") & (curves["radius"] == 0)].iloc[0]
+    assert first["naive_ratio"] == pytest.approx(1 - summary["abstain_ratio"])
+    assert main(args) == 2 and (out / "summary.json").is_file()  # an existing folder is not replaced
+
+
+def test_certify_refuses_bad_settings_before_writing(tmp_path, capsys):
+    from molgraph.cli.main import main
+
+    out = tmp_path / "never"
+    assert main(["certify", "--base-grid", str(tmp_path / "g.npy"), "-o", str(out)]) == 2
+    assert "--dataset" in capsys.readouterr().err
+    assert main(["certify", "--model", str(tmp_path), "--alpha", "1.5", "-o", str(out)]) == 2
+    assert not out.exists()
+
+
+def test_curve_area_bounds_the_sum_of_a_non_increasing_curve():
+    from molgraph.methods.certificates.cli import curve_area, sweep_radii
+
+    full = [1.0, 0.8, 0.8, 0.5, 0.2, 0.0]
+    assert curve_area(list(range(6)), full) == pytest.approx((2.3, 2.3))
+    lo, hi = curve_area([0, 1, 3, 5], [1.0, 0.8, 0.5, 0.0])
+    assert lo <= 2.3 <= hi and (lo, hi) == pytest.approx((1.8, 2.6))
+    assert curve_area([0, 2], [1.0, 0.5]) == (1.0, float("inf"))  # not at 0 yet: no upper bound
+    assert sweep_radii(3, None) == list(range(9))
+    radii = sweep_radii(5, 40)
+    assert radii[:11] == list(range(11)) and radii[-1] == 40 and all(b > a for a, b in zip(radii, radii[1:]))

@@ -205,8 +205,9 @@ def curve_area(radii: list[int], ratios: list[float]) -> tuple[float, float]:
     the curve reached 0."""
     lo = hi = 0.0
     for (r0, c0), (r1, c1) in zip(zip(radii, ratios), zip(radii[1:], ratios[1:])):
+        # radii strictly between r0 and r1 lie in [c1, c0]; r1 itself is c1
         lo += (r1 - r0) * c1
-        hi += (r1 - r0) * c0
+        hi += (r1 - r0 - 1) * c0 + c1
     if ratios[-1] > 0:
         hi = float("inf")
     return lo, hi

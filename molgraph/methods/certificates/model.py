@@ -31,7 +31,8 @@ def _normalized_adjacency(edge_index: Tensor, n_nodes: int) -> Tensor:
     deg = torch.zeros(n_nodes, device=edge_index.device).index_add_(0, col, torch.ones_like(col, dtype=torch.float))
     norm = deg.rsqrt()
     values = norm[row] * norm[col]
-    return torch.sparse_coo_tensor(torch.stack([col, row]), values, (n_nodes, n_nodes)).coalesce()
+    return torch.sparse_coo_tensor(torch.stack([col, row]), values, (n_nodes, n_nodes),
+                                   check_invariants=False).coalesce()
 
 
 class SparseGCN(nn.Module):
@@ -71,7 +72,7 @@ class SparseGCN(nn.Module):
         a_hat = _normalized_adjacency(edge_index, n_nodes)
         w0 = self.weights[0]
         x = torch.sparse_coo_tensor(attr_index, torch.ones(attr_index.shape[1], dtype=w0.dtype, device=w0.device),
-                                    (n_nodes, w0.shape[0]))
+                                    (n_nodes, w0.shape[0]), check_invariants=False)
         h = torch.sparse.mm(x, w0)
         for k in range(self.n_layers):
             if k > 0:
