@@ -120,3 +120,23 @@ def test_isolated_start_gives_single_step_walks():
     w = store.walks(np.array([2]), np.array([5.0]), n_walks=2, length=2, rng=np.random.default_rng(0))
     np.testing.assert_array_equal(w.node, [[2, 1, 0], [2, 1, 0]])
     np.testing.assert_array_equal(w.t, [[5.0, 2.0, 1.0]] * 2)
+
+
+@pytest.mark.parametrize("alpha", [0.0, 1e-6, 1e-4, 1e-2])
+def test_galloping_pick_equals_brute_force_inverse_cdf_on_many_ranges(alpha):
+    ev = _random_stream(4, n_events=4000, n_nodes=30, span=1e6, ties=500)
+    store = WalkStore.from_events(ev, alpha=alpha)
+    rng = np.random.default_rng(9)
+    nodes = rng.integers(0, 30, 3000)
+    start, stop = store.nbrs.before(nodes, rng.uniform(0, 1.1e6, 3000))
+    keep = stop > start
+    start, stop = start[keep], stop[keep]
+    got = store.pick(start, stop, np.random.default_rng(11))
+    r = np.random.default_rng(11).random(start.size)
+    for i in range(start.size):
+        w = np.exp(alpha * (store.nbrs.t[start[i]:stop[i]] - store.nbrs.t[start[i]:stop[i]].max()))
+        cdf = np.cumsum(w) / w.sum()
+        # tolerance-free where r is not within rounding of a CDF step
+        k = int(np.searchsorted(cdf, r[i], side="left"))
+        if np.min(np.abs(cdf - r[i])) > 1e-9:
+            assert got[i] == start[i] + k, (i, alpha)

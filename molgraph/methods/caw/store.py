@@ -20,8 +20,9 @@ Sampling one hop from node ``u`` before a cut time ``c`` picks an entry ``k`` am
 The reference draws it by scanning backwards from ``K`` and accepting with ``p_k`` (expected
 cost short at large alpha, O(degree) at alpha -> 0). Here the same distribution comes from the
 inverse CDF: with ``r ~ U(0, 1)``, the smallest ``k`` with ``log_cum[k] >= log r + log_cum[K]``.
-``log_cum`` increases along each list, so a binary search finds it: every hop of every walk is
-one vectorized binary search of ``ceil(log2(max degree))`` numpy steps, whatever ``alpha``.
+``log_cum`` increases along each list, so a galloping search from the newest entry finds it in
+``O(log(K - k))`` vectorized numpy steps: independent of the degree at large ``alpha`` (the pick
+is among the newest entries), ``O(log degree)`` at ``alpha = 0``.
 """
 
 from __future__ import annotations
@@ -119,25 +120,39 @@ class WalkStore:
     def pick(self, start: np.ndarray, stop: np.ndarray, rng: np.random.Generator) -> np.ndarray:
         """One time-biased draw per range: entry indices in ``[start, stop)`` (ranges non-empty).
 
-        ``P(k) = exp(alpha t_k) / sum_{start <= j < stop} exp(alpha t_j)`` exactly (inverse CDF
-        by binary search on ``log_cum``; see the module doc).
+        ``P(k) = exp(alpha t_k) / sum_{start <= j < stop} exp(alpha t_j)`` exactly: the inverse
+        CDF, the smallest ``k`` with ``log_cum[k] >= log r + log_cum[K]`` (``K = stop - 1``; see
+        the module doc). The search gallops backwards from ``K`` (probes ``K - 1, K - 2, K - 4,
+        ...``), then bisects the bracket: ``O(log(K - k))`` steps, so at large alpha, where the
+        pick is one of the newest entries, the cost does not grow with the degree, and at
+        ``alpha = 0`` it is ``O(log degree)``. All draws advance together (numpy), each round on
+        the draws still searching.
         """
         start = np.asarray(start, dtype=np.int64)
         last = np.asarray(stop, dtype=np.int64) - 1
         if start.size and (last < start).any():
             raise ValueError("pick needs non-empty ranges")
         # log_cum restarts at every node's first entry, so the range [start, K] of one node
-        # has normaliser log_cum[K]; the target is a fraction r of it
+        # has normaliser log_cum[K]; the target is a fraction r of it (log r <= 0: K qualifies)
         target = np.log(rng.random(start.size)) + self.log_cum[last]
         lo, hi = start.copy(), last.copy()
-        while True:
-            active = lo < hi
-            if not active.any():
-                return lo
-            mid = (lo + hi) // 2
-            go_left = self.log_cum[mid] >= target
-            hi = np.where(active & go_left, mid, hi)
-            lo = np.where(active & ~go_left, mid + 1, lo)
+        rows = np.flatnonzero(last > start)
+        step = 1
+        while rows.size:  # gallop: shrink [lo, hi] from the newest end
+            probe = np.maximum(last[rows] - step, start[rows])
+            ge = self.log_cum[probe] >= target[rows]
+            hi[rows[ge]] = probe[ge]
+            lo[rows[~ge]] = probe[~ge] + 1
+            rows = rows[ge & (probe > start[rows])]
+            step *= 2
+        rows = np.flatnonzero(lo < hi)
+        while rows.size:  # bisect: the smallest k in [lo, hi] with log_cum[k] >= target
+            mid = (lo[rows] + hi[rows]) // 2
+            left = self.log_cum[mid] >= target[rows]
+            hi[rows[left]] = mid[left]
+            lo[rows[~left]] = mid[~left] + 1
+            rows = rows[lo[rows] < hi[rows]]
+        return lo
 
     def walks(self, nodes: np.ndarray, times: np.ndarray, n_walks: int, length: int,
               rng: np.random.Generator) -> Walks:
