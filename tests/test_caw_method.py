@@ -64,7 +64,7 @@ def test_model_variants_and_gradients():
             assert all(p.grad is not None for n, p in model.named_parameters() if "attn" not in n or pooling == "attn")
 
 
-@pytest.mark.filterwarnings("ignore:You are trying to `self.log()`")
+@pytest.mark.filterwarnings("ignore:You are trying to:UserWarning")
 def test_inductive_masked_nodes_do_not_leak_into_training():
     ev = _stream(1)
     split = inductive_split(ev.src, ev.dst, ev.t, mask_fraction=0.1, seed=3)
