@@ -369,6 +369,12 @@ def _check_molgraph_command(where: str, root: argparse.ArgumentParser, tokens: l
     for k, tok in enumerate(tokens):
         if (flag := _flag(tok)) is not None:
             assert flag in current._option_string_actions, f"{where}: {flag} is not an option of `{current.prog}`"
+            if flag == "--method" and current.prog.endswith(" train") and k + 1 < len(tokens):
+                # `molgraph train --method NAME` offers that method's settings: check against them
+                from molgraph.cli.main import build_parser
+
+                method_root = build_parser("train", ["train", "--method", tokens[k + 1]])
+                current = (_subcommands(method_root) or {})["train"]
             continue
         if tok == "|":
             continue
@@ -443,6 +449,9 @@ def test_shell_checks_catch_wrong_commands_and_flags():
     _check_molgraph_command("ok", root, "ngram embed -i m.csv [--fit-on t.csv | --model n.npz]".split())
     with pytest.raises(AssertionError, match="not a command"):
         _check_molgraph_command("bad", root, "trian -i x.csv".split())
+    _check_molgraph_command("ok", root, "train --method smoothed_gcn --p-minus 0.5 -o run".split())
+    with pytest.raises(AssertionError, match="--p-minus is not an option"):
+        _check_molgraph_command("bad", root, "train --p-minus 0.5 -o run".split())
     with pytest.raises(AssertionError, match="not a command"):
         _check_molgraph_command("bad", root, "datasets list | inspect NAME".split())
     with pytest.raises(AssertionError, match="--no-such-flag is not an option"):
