@@ -109,7 +109,7 @@ def train_row(args, position: str, inductive: bool, workdir: Path) -> dict:
     cli = ["train", "--method", "caw", "-d", args.dataset, "--data-root", args.data_root, "--position", position,
            "--n-walks", str(args.n_walks), "--walk-length", str(args.walk_length), "--alpha", str(args.alpha),
            "--hidden", str(args.hidden), "--pos-dim", str(args.pos_dim), "--time-dim", str(args.pos_dim),
-           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", "cpu",
+           "--epochs", str(args.epochs), "--batch-size", str(args.batch_size), "--accelerator", args.accelerator,
            "--no-progress", "-o", str(run)]
     if args.max_events:
         cli += ["--max-events", str(args.max_events)]
@@ -127,18 +127,19 @@ def train_row(args, position: str, inductive: bool, workdir: Path) -> dict:
 
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__.split("\n")[0])
-    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"))
-    p.add_argument("--dataset", default="uci")
-    p.add_argument("--max-events", type=int, default=None)
-    p.add_argument("--epochs", type=int, default=1)
-    p.add_argument("--n-walks", type=int, default=16)
-    p.add_argument("--walk-length", type=int, default=2)
-    p.add_argument("--alpha", type=float, default=1e-6)
-    p.add_argument("--hidden", type=int, default=32)
-    p.add_argument("--pos-dim", type=int, default=16)
-    p.add_argument("--batch-size", type=int, default=200)
-    p.add_argument("--rows", default="caw,node_id,edgebank,sampler")
-    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "caw.json"))
+    p.add_argument("--data-root", default=str(REPO.parent / "shared" / "data"), help="data root (default ../shared/data)")
+    p.add_argument("--dataset", default="uci", help="uci | enron | wikipedia (default uci)")
+    p.add_argument("--max-events", type=int, default=None, help="use a prefix of the stream (default: all events)")
+    p.add_argument("--epochs", type=int, default=1, help="training epochs per model (default 1)")
+    p.add_argument("--n-walks", type=int, default=16, help="walks per endpoint M (default 16)")
+    p.add_argument("--walk-length", type=int, default=2, help="hops per walk L (default 2)")
+    p.add_argument("--alpha", type=float, default=1e-6, help="time bias of the sampler, per second (default 1e-6)")
+    p.add_argument("--hidden", type=int, default=32, help="hidden width (default 32)")
+    p.add_argument("--pos-dim", type=int, default=16, help="position and time encoding width (default 16)")
+    p.add_argument("--batch-size", type=int, default=200, help="positive events per batch (default 200)")
+    p.add_argument("--accelerator", default="cpu", help="Lightning accelerator of the training runs (default cpu)")
+    p.add_argument("--rows", default="caw,node_id,edgebank,sampler", help="which rows to run (comma-separated)")
+    p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "caw.json"), help="results JSON")
     p.add_argument("--update", action="store_true", help="keep the rows already in --out (same dataset)")
     args = p.parse_args(argv)
     rows = set(args.rows.split(","))
