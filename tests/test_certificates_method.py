@@ -13,6 +13,7 @@ import torch
 from conftest import SHARED_DATA
 
 from molgraph.methods.certificates.model import SparseGCN
+from molgraph.methods.certificates.smoothing import SmoothingParams
 from molgraph.methods.certificates.task import NoisyGraph
 
 
@@ -71,7 +72,7 @@ def test_stacked_copies_are_classified_as_separately():
 
 def test_noisy_graph_is_reproducible_and_noisy():
     x, a = _toy_graph(4, n=40, d=50)
-    graph = NoisyGraph(x.nonzero().T, a.nonzero().T, 40, 50, p_plus=0.05, p_minus=0.5)
+    graph = NoisyGraph(x.nonzero().T, a.nonzero().T, 40, 50, SmoothingParams(p_plus=0.05, p_minus=0.5))
     one = graph.sample(torch.Generator().manual_seed(7))
     two = graph.sample(torch.Generator().manual_seed(7))
     other = graph.sample(torch.Generator().manual_seed(8))

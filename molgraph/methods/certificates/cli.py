@@ -341,8 +341,6 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
 
     from molgraph.io import atomic_output
 
-    if args.output.exists() and not args.overwrite:
-        return error_exit(f"{args.output} exists (use --overwrite to replace it)", 2)
     frame = pd.read_csv(args.input, dtype=str, keep_default_na=False)
     if "node_id" not in frame.columns:
         return error_exit(f"{args.input}: no node_id column (columns: {list(frame.columns)})", 2)

@@ -16,9 +16,12 @@ import numpy as np
 import torch
 
 from molgraph.methods.certificates.model import SparseGCN
+from molgraph.methods.certificates.smoothing import SmoothingParams
 from molgraph.methods.certificates.task import NoisyGraph
 
 __all__ = ["SmoothedClassifier", "count_votes", "noisy_graph_of"]
+
+SMOOTHING_KEYS = ("p_plus", "p_minus", "p_plus_adj", "p_minus_adj")
 
 
 def noisy_graph_of(graph: Any, smoothing: dict[str, float]) -> NoisyGraph:
@@ -26,7 +29,7 @@ def noisy_graph_of(graph: Any, smoothing: dict[str, float]) -> NoisyGraph:
     coo = graph.attr.tocoo()
     attr_index = torch.from_numpy(np.stack([coo.row, coo.col]).astype(np.int64))
     return NoisyGraph(attr_index, torch.from_numpy(graph.edge_index), graph.num_nodes, graph.num_features,
-                      **{k: float(smoothing[k]) for k in ("p_plus", "p_minus", "p_plus_adj", "p_minus_adj")})
+                      SmoothingParams(**{k: float(smoothing[k]) for k in SMOOTHING_KEYS}))
 
 
 def count_votes(model: SparseGCN, graph: NoisyGraph, n_samples: int, *, n_classes: int, batch: int = 10,
@@ -38,18 +41,17 @@ def count_votes(model: SparseGCN, graph: NoisyGraph, n_samples: int, *, n_classe
     linearly with it); the network runs in evaluation mode (the noise is the smoothing, not
     dropout) and is left in the mode it had.
     """
-    from molgraph.methods.certificates.smoothing import SmoothingParams, sample_votes
+    from molgraph.methods.certificates.smoothing import sample_votes
 
     if n_samples < 1 or batch < 1:
         raise ValueError(f"n_samples and batch must be >= 1, got {n_samples} and {batch}")
-    params = SmoothingParams(graph.p_plus, graph.p_minus, graph.p_plus_adj, graph.p_minus_adj)
     was_training = model.training
     model.eval()
     gen = torch.Generator(device=graph.attr_index.device).manual_seed(int(seed))
     try:
         votes = sample_votes(lambda a, e, n: model(a, e, n).argmax(1), graph.attr_index,
-                             (graph.n_nodes, graph.n_features), graph.edge_index, graph.n_nodes, params, n_samples,
-                             n_classes, batch=batch, generator=gen)
+                             (graph.n_nodes, graph.n_features), graph.edge_index, graph.n_nodes, graph.params,
+                             n_samples, n_classes, batch=batch, generator=gen)
     finally:
         model.train(was_training)
     return votes.cpu().numpy()

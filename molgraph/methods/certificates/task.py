@@ -18,7 +18,7 @@ from typing import Any
 import torch
 from torch.nn import functional as F
 
-from molgraph.methods.certificates.smoothing import perturb_attributes, perturb_edges
+from molgraph.methods.certificates.smoothing import SmoothingParams, perturb_attributes, perturb_edges
 from molgraph.train.task import Task
 
 __all__ = ["NoisyGraph", "SmoothedNodeTask"]
@@ -31,37 +31,28 @@ class NoisyGraph(torch.nn.Module):
         attr_index: ``(2, nnz)`` int64 (node, column) of the attribute matrix's 1-entries.
         edge_index: ``(2, E)`` int64, both directions, no self loops.
         n_nodes, n_features: the attribute matrix's shape.
-        p_plus, p_minus, p_plus_adj, p_minus_adj: flip probabilities (0->1, 1->0) of attributes
-            and of edges.
+        params: flip probabilities (0->1, 1->0) of attributes and of edges.
 
     The tensors are non-persistent buffers: they follow the module to its device and stay out
     of checkpoints.
     """
 
-    def __init__(self, attr_index: torch.Tensor, edge_index: torch.Tensor, n_nodes: int, n_features: int, *,
-                 p_plus: float, p_minus: float, p_plus_adj: float = 0.0, p_minus_adj: float = 0.0):
+    def __init__(self, attr_index: torch.Tensor, edge_index: torch.Tensor, n_nodes: int, n_features: int,
+                 params: SmoothingParams):
         super().__init__()
         self.register_buffer("attr_index", attr_index.long(), persistent=False)
         self.register_buffer("edge_index", edge_index.long(), persistent=False)
         self.n_nodes, self.n_features = int(n_nodes), int(n_features)
-        self.p_plus, self.p_minus = float(p_plus), float(p_minus)
-        self.p_plus_adj, self.p_minus_adj = float(p_plus_adj), float(p_minus_adj)
-
-    @property
-    def perturbs_attributes(self) -> bool:
-        return self.p_plus > 0 or self.p_minus > 0
-
-    @property
-    def perturbs_edges(self) -> bool:
-        return self.p_plus_adj > 0 or self.p_minus_adj > 0
+        self.params = params
 
     def sample(self, generator: torch.Generator | None = None) -> tuple[torch.Tensor, torch.Tensor]:
         """``(attr_index, edge_index)`` of one noisy copy (``generator=None``: torch's global RNG)."""
-        attr = (perturb_attributes(self.attr_index, (self.n_nodes, self.n_features), self.p_plus, self.p_minus,
+        p = self.params
+        attr = (perturb_attributes(self.attr_index, (self.n_nodes, self.n_features), p.p_plus, p.p_minus,
                                    generator=generator)
-                if self.perturbs_attributes else self.attr_index)
-        edges = (perturb_edges(self.edge_index, self.n_nodes, self.p_plus_adj, self.p_minus_adj, generator=generator)
-                 if self.perturbs_edges else self.edge_index)
+                if p.p_plus > 0 or p.p_minus > 0 else self.attr_index)
+        edges = (perturb_edges(self.edge_index, self.n_nodes, p.p_plus_adj, p.p_minus_adj, generator=generator)
+                 if p.perturbs_edges else self.edge_index)
         return attr, edges
 
 
