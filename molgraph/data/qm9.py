@@ -7,7 +7,7 @@
 Targets (``y`` columns, in this order; raw QM9 units unless converted):
 
 ============  ==========================================  ====================================
-target        meaning                                     unit (``energy_unit="hartree"``/``"eV"``)
+target        meaning                                     unit (``energy_unit="hartree"``/``"eV"``/``"meV"``)
 ============  ==========================================  ====================================
 ``mu``        dipole moment                               Debye
 ``alpha``     isotropic polarizability                    bohr^3
@@ -68,7 +68,10 @@ TARGET_UNITS = {
     "hartree": {"mu": "D", "alpha": "bohr^3", "r2": "bohr^2", "Cv": "cal/(mol K)",
                 **{t: "Hartree" for t in _ENERGIES}},
     "eV": {"mu": "D", "alpha": "bohr^3", "r2": "bohr^2", "Cv": "cal/(mol K)", **{t: "eV" for t in _ENERGIES}},
+    # the unit of Cormorant's and later papers' QM9 tables
+    "meV": {"mu": "D", "alpha": "bohr^3", "r2": "bohr^2", "Cv": "cal/(mol K)", **{t: "meV" for t in _ENERGIES}},
 }
+_EV_SCALE = {"hartree": 1.0, "eV": HARTREE_TO_EV, "meV": HARTREE_TO_EV * 1000.0}
 _CACHE_FORMAT = "molgraph.qm9_cache/1"
 
 
@@ -218,10 +221,10 @@ def _process(core: Path, atomref_path: Path | None, targets: Sequence[str], ener
         for j, t in enumerate(targets):
             if t in table:
                 y[:, j] -= np.bincount(mol_of_atom, weights=table[t][z], minlength=len(ptr) - 1)
-    if energy_unit == "eV":
+    if energy_unit != "hartree":
         for j, t in enumerate(targets):
             if t in _ENERGIES:
-                y[:, j] *= HARTREE_TO_EV
+                y[:, j] *= _EV_SCALE[energy_unit]
     arrays["y"] = y
     return arrays
 
@@ -241,7 +244,7 @@ def load_qm9(
     Args:
         root: data root (else ``$MOLGRAPH_DATA``, else the user cache).
         targets: target columns (default the 12 standard ones, in :data:`TARGETS` order).
-        energy_unit: ``"hartree"`` (QM9's own) or ``"eV"`` for homo/lumo/gap/zpve/U0/U/H/G.
+        energy_unit: ``"hartree"`` (QM9's own), ``"eV"`` or ``"meV"`` for homo/lumo/gap/zpve/U0/U/H/G.
         atomref: subtract atomic reference values (atomization energies).
         cache: read and write the processed cache (``False``: process the files, write nothing).
         cache_dir: processed-cache folder (default ``MOLGRAPH_CACHE`` / user cache); False: no cache.
@@ -251,7 +254,7 @@ def load_qm9(
     if unknown:
         raise ValueError(f"unknown QM9 target(s) {unknown}; choose from {list(TARGETS)}")
     if energy_unit not in TARGET_UNITS:
-        raise ValueError(f"energy_unit must be 'hartree' or 'eV', got {energy_unit!r}")
+        raise ValueError(f"energy_unit must be one of {list(TARGET_UNITS)}, got {energy_unit!r}")
     core = dataset_path("qm9", root=root)
     atomref_path = dataset_file("qm9", "3d/qm9/atomref.txt", root=root) if atomref else None
     try:
