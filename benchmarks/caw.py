@@ -9,6 +9,8 @@ Rows, in one run, on the same chronological 70/15/15 split (and the same inducti
 
 * ``caw``: ``molgraph train --method caw`` (anonymized positions), transductive and inductive;
 * ``node_id``: the same network with raw node-id embeddings instead of the anonymization;
+* ``tgn``: TGN on PyG's ``TGNMemory`` (``benchmarks/tgn_baseline.py``), trained for the same
+  number of epochs on the same splits and negative pools, the epoch chosen on validation AP;
 * ``edgebank``: EdgeBank with unlimited memory, streaming: a pair scores 1 if the directed pair
   ``(u, v)`` occurred strictly before the query time (any part of the stream), else 0. Its
   negatives are drawn like the model's (uniform over the same destination pool, same source and
@@ -138,7 +140,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--pos-dim", type=int, default=16, help="position and time encoding width (default 16)")
     p.add_argument("--batch-size", type=int, default=200, help="positive events per batch (default 200)")
     p.add_argument("--accelerator", default="cpu", help="Lightning accelerator of the training runs (default cpu)")
-    p.add_argument("--rows", default="caw,node_id,edgebank,sampler", help="which rows to run (comma-separated)")
+    p.add_argument("--tgn-lr", type=float, default=1e-3, help="TGN learning rate (default 1e-3, as CAW-N's)")
+    p.add_argument("--rows", default="caw,node_id,tgn,edgebank,sampler", help="which rows to run (comma-separated)")
     p.add_argument("--out", default=str(REPO / "benchmarks" / "results" / "caw.json"), help="results JSON")
     p.add_argument("--update", action="store_true", help="keep the rows already in --out (same dataset)")
     args = p.parse_args(argv)
@@ -170,13 +173,26 @@ def main(argv: list[str] | None = None) -> int:
     if "sampler" in rows:
         result["sampler"] = sampler_throughput([10, 100, 1000, 10_000, 100_000], [0.0, 1e-3])
         save()
+    trans = chronological_split(events.t)
+    ind = inductive_split(events.src, events.dst, events.t, mask_fraction=0.1, seed=0)
+    subsets = inductive_test_subsets(ind, events.src, events.dst)
+    masked = np.asarray(ind.info["masked_nodes"])
+    old = np.flatnonzero((events.t > ind.info["test_time"]) & ~np.isin(events.src, masked)
+                         & ~np.isin(events.dst, masked))
+    if "tgn" in rows:
+        from tgn_baseline import TGNSettings, tgn_rows
+
+        device = "cuda" if args.accelerator in ("gpu", "cuda") else "cpu"
+        t0 = time.perf_counter()
+        settings = TGNSettings(epochs=args.epochs, batch_size=args.batch_size, lr=args.tgn_lr)
+        tgn = tgn_rows(events, trans, ind, subsets, old, settings, device)
+        for name, row in tgn.items():
+            row["settings"] = vars(settings)
+            row["wall_seconds_both"] = time.perf_counter() - t0
+            result["rows"][name] = row
+            print(name, json.dumps({k: v for k, v in row.items() if k.startswith("test")}), flush=True)
+        save()
     if "edgebank" in rows:
-        trans = chronological_split(events.t)
-        ind = inductive_split(events.src, events.dst, events.t, mask_fraction=0.1, seed=0)
-        subsets = inductive_test_subsets(ind, events.src, events.dst)
-        masked = np.asarray(ind.info["masked_nodes"])
-        old = np.flatnonzero((events.t > ind.info["test_time"]) & ~np.isin(events.src, masked)
-                             & ~np.isin(events.dst, masked))
         all_dst = np.unique(events.dst)
         result["rows"]["edgebank_trans"] = edgebank_rows(events, trans, all_dst,
                                                          {"test": trans.test}, seed=1)
