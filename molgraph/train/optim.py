@@ -1,7 +1,12 @@
 """Optimizers and learning-rate schedules, by name.
 
-Optimizers come from a small registry (``adam``, ``adamw``, ``sgd``) that later methods extend
-with :func:`register_optimizer`. Schedules are per-step multipliers on the optimizer's learning
+Optimizers come from a small registry (``adam``, ``adamw``, ``sgd``, ``adamp``, ``sgdp``) that
+later methods extend with :func:`register_optimizer`. ``adamp`` and ``sgdp`` (Heo et al., "AdamP:
+Slowing Down the Slowdown for Momentum Optimizers on Scale-invariant Weights", ICLR 2021) are
+Adam and SGD that, for a weight matrix whose gradient is (nearly) orthogonal to it channel-wise or
+as a whole (the mark of a scale-invariant weight, e.g. a linear layer followed by a norm layer),
+remove the radial component of the update and scale its weight decay by ``wd_ratio``; the
+authors' ``adamp`` package implements both. Schedules are per-step multipliers on the optimizer's learning
 rate (``max_lr``), so they resume exactly from a Lightning checkpoint:
 
 - ``constant``: ``max_lr`` throughout.
@@ -41,9 +46,24 @@ def _sgd(params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: 
     return torch.optim.SGD(params, lr=lr, weight_decay=weight_decay, **kwargs)
 
 
+def _adamp(params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: Any) -> torch.optim.Optimizer:
+    from adamp import AdamP
+
+    return AdamP(params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
+def _sgdp(params: Iterable[Any], lr: float, weight_decay: float = 0.0, **kwargs: Any) -> torch.optim.Optimizer:
+    from adamp import SGDP
+
+    kwargs.setdefault("momentum", 0.9)  # as ``sgd``
+    return SGDP(params, lr=lr, weight_decay=weight_decay, **kwargs)
+
+
 OPTIMIZERS.register("adam", torch.optim.Adam, help="Adam (Kingma & Ba 2015)")
 OPTIMIZERS.register("adamw", torch.optim.AdamW, help="AdamW, decoupled weight decay (Loshchilov & Hutter 2019)")
 OPTIMIZERS.register("sgd", _sgd, help="SGD with momentum 0.9")
+OPTIMIZERS.register("adamp", _adamp, help="AdamP: Adam without the radial update of scale-invariant weights (Heo et al. 2021)")
+OPTIMIZERS.register("sgdp", _sgdp, help="SGDP: SGD (momentum 0.9) without the radial update of scale-invariant weights")
 
 for _name, _help in (
     ("constant", "max_lr throughout (after the warm-up)"),
