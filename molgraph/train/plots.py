@@ -1,4 +1,4 @@
-"""Diagnostic plots for a training run: learning curves, parity plots and ROC curves.
+"""Diagnostic plots for a training run: learning curves, parity plots, ROC curves and calibration plots.
 
 Figures are built with :class:`matplotlib.figure.Figure` on an explicit Agg canvas rather than
 through ``pyplot``: no global backend switch, no global figure registry to leak memory, and safe
@@ -23,7 +23,7 @@ from matplotlib.ticker import MaxNLocator
 
 from molgraph.data.sources import atomic_output
 
-__all__ = ["MAX_TASKS_PLOTTED", "plot_learning_curves", "plot_parity", "plot_roc"]
+__all__ = ["MAX_TASKS_PLOTTED", "plot_calibration", "plot_learning_curves", "plot_parity", "plot_roc"]
 
 #: Plots show at most this many tasks (datasets like ToxCast have hundreds); the title says so.
 MAX_TASKS_PLOTTED = 12
@@ -269,5 +269,63 @@ def plot_roc(
     if skipped:
         notes.append(f"{len(skipped)} single-class task(s) skipped")
     ax.set_title("ROC" + (f" ({'; '.join(notes)})" if notes else ""), fontsize="medium")
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+# ---------------------------------------------------------------- calibration plot
+def plot_calibration(
+    y_true: Any,
+    mean: Any,
+    std: Any | None,
+    task_type: str,
+    target_names: Sequence[str] | None,
+    out_png: str | os.PathLike[str],
+    title: str = "calibration",
+) -> Path:
+    """Calibration of the predicted uncertainty, one panel per task.
+
+    Regression (``std`` given): observed against expected coverage of the Gaussian central
+    intervals ``mean +- z std`` with the miscalibration area. Classification (``mean`` = the
+    probabilities of class 1, ``std`` ignored): a reliability diagram (fraction of positives against
+    mean probability in 10 bins) with the ECE. The diagonal is perfect calibration.
+    """
+    from molgraph.train.uncertainty_metrics import calibration_curve, coverage_curve, expected_calibration_error
+
+    yt, ym = _pair(y_true, mean, "mean")
+    ys = _as_2d(std, "std") if std is not None else None
+    if task_type == "regression" and ys is None:
+        raise ValueError("a regression calibration plot needs the predicted std")
+    names = _names(target_names, yt.shape[1])
+    n_shown = min(len(names), MAX_TASKS_PLOTTED)
+    ncols = min(max(n_shown, 1), 4)
+    nrows = max(math.ceil(n_shown / ncols), 1)
+    fig = Figure(figsize=(3.6 * ncols, 3.4 * nrows))
+    for j in range(n_shown):
+        ax = fig.add_subplot(nrows, ncols, j + 1)
+        ok = ~np.isnan(yt[:, j])
+        ax.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--")
+        if task_type == "regression":
+            expected, observed = coverage_curve(yt[ok, j], ym[ok, j], ys[ok, j])
+            area = float(np.trapezoid(np.abs(observed - expected), expected))
+            ax.plot(expected, observed, lw=1.5)
+            ax.fill_between(expected, expected, observed, alpha=0.2)
+            ax.set_xlabel("expected coverage")
+            ax.set_ylabel("observed coverage")
+            ax.set_title(f"{names[j]}\nmiscalibration area={area:.3f} (n={int(ok.sum())})", fontsize="small")
+        else:
+            conf, acc, cnt = calibration_curve(yt[:, j], ym[:, j])
+            ece = expected_calibration_error(yt[:, j], ym[:, j])
+            ax.plot(conf, acc, marker="o", lw=1.5)
+            ax.set_xlabel("mean predicted probability")
+            ax.set_ylabel("fraction positive")
+            ax.set_title(f"{names[j]}\nECE={ece:.3f} (n={int(ok.sum())})", fontsize="small")
+        ax.set_xlim(0, 1)
+        ax.set_ylim(0, 1)
+        ax.set_aspect("equal", adjustable="box")
+    suptitle = title
+    if len(names) > n_shown:
+        suptitle += f" (first {n_shown} of {len(names)} tasks shown)"
+    fig.suptitle(suptitle)
     fig.tight_layout()
     return _save(fig, out_png)

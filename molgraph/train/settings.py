@@ -79,6 +79,7 @@ def setting(
     path: bool = False,
     cli: bool = True,
     default_text: str | None = None,
+    search: tuple[Any, ...] | None = None,
 ) -> Any:
     """A dataclass field with what the command line and the checks need.
 
@@ -96,16 +97,19 @@ def setting(
         default_text: what the default means, for ``--help`` (needed where the default is
             ``None``: "from the model preset", "no early stopping"); other defaults are shown as
             their value.
+        search: the setting's range for ``molgraph hpopt`` (:mod:`molgraph.train.hpopt`):
+            ``("int", low, high[, step])``, ``("float", low, high[, step])``, ``("log", low, high)``
+            (a float on a log scale) or ``("choice", (a, b, ...))``; ``None``: not searched.
     """
     meta = {"help": help, "flags": tuple(flags), "choices": choices, "metavar": metavar, "minimum": minimum,
-            "nargs": nargs, "path": path, "cli": cli, "default_text": default_text}
+            "nargs": nargs, "path": path, "cli": cli, "default_text": default_text, "search": search}
     return dataclasses.field(default=default, default_factory=default_factory, metadata={"molgraph": meta})
 
 
 def _meta(f: dataclasses.Field) -> dict[str, Any]:
     return dict(f.metadata.get("molgraph", {"help": "", "flags": (), "choices": None, "metavar": None,
                                             "minimum": None, "nargs": None, "path": False, "cli": True,
-                                            "default_text": None}))
+                                            "default_text": None, "search": None}))
 
 
 def _help_with_default(f: dataclasses.Field, meta: dict[str, Any]) -> str | None:
@@ -246,7 +250,7 @@ class TrainerSettings:
     schedule: str = setting("noam", choices=SCHEDULES, help="LR schedule: %(choices)s (default noam)")
     warmup_epochs: float = setting(2.0, help="warm-up of the schedule, in epochs", minimum=0)
     init_lr: float = setting(1e-4)
-    max_lr: float = setting(1e-3)
+    max_lr: float = setting(1e-3, search=("log", 2e-4, 3e-3))
     final_lr: float = setting(1e-4)
     grad_clip: float | None = setting(None, help="gradient norm clipping", default_text="no clipping")
     monitor: str = setting("val_loss", flags=("--tracking-metric",),

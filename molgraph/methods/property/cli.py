@@ -2,7 +2,10 @@
 
 The predictions file keeps every input column, in order, and adds for each target ``T`` the
 column ``T_pred`` (the prediction; for classification the probability of class 1), plus
-``T_std`` when the model gives an uncertainty (ensembles, MC dropout). The names do not depend on
+``T_std`` when the model gives an uncertainty (ensembles, MC dropout, the MVE, evidential and
+Dirichlet heads; calibrated when the model file holds a calibration), ``T_prob`` (the calibrated
+probability of class 1) for a classification model with a calibration, and then one column
+``uncertainty_method`` naming what gave them (e.g. ``mve+zscale``). The names do not depend on
 the input: a labelled file keeps its ``T`` column beside ``T_pred``, an unlabelled one gets
 ``T_pred`` too, as in the run's ``test_predictions.csv``. An input that already has a column of
 one of these names is refused rather than overwritten.
@@ -18,12 +21,16 @@ __all__ = ["add_predict_arguments", "predict_command", "load_inputs"]
 
 
 PREDICTION_COLUMNS_HELP = ("output: the input's columns, then per target T the column T_pred (plus T_std for "
-                           "ensembles and MC dropout), whether or not the input has a T column")
+                           "models with an uncertainty, T_prob for calibrated classifiers), whether or not the "
+                           "input has a T column, then uncertainty_method when there is a T_std or T_prob")
+
+UNCERTAINTY_COLUMN = "uncertainty_method"
 
 
-def prediction_columns(target: str, with_std: bool) -> list[str]:
-    """The columns ``molgraph predict`` adds for ``target``: ``T_pred`` and, with an uncertainty, ``T_std``."""
-    return [f"{target}_pred"] + ([f"{target}_std"] if with_std else [])
+def prediction_columns(target: str, with_std: bool, with_prob: bool = False) -> list[str]:
+    """The columns ``molgraph predict`` adds for ``target``: ``T_pred``, with an uncertainty ``T_std``, with a
+    probability calibration ``T_prob``."""
+    return [f"{target}_pred"] + ([f"{target}_std"] if with_std else []) + ([f"{target}_prob"] if with_prob else [])
 
 
 def add_predict_arguments(parser: argparse.ArgumentParser | Any) -> None:
@@ -81,7 +88,9 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
     frame, column, smiles = _table(args, predictor)
     # checked before predicting (a clash found after minutes of featurizing would waste them), and
     # T_std too even for a model without uncertainty: a stale T_std beside fresh T_pred would mislead
-    taken = [c for name in predictor.target_names for c in prediction_columns(name, True) if c in frame.columns]
+    taken = [c for name in predictor.target_names for c in prediction_columns(name, True, True) if c in frame.columns]
+    if (predictor.has_uncertainty or predictor.calibrates_probability) and UNCERTAINTY_COLUMN in frame.columns:
+        taken.append(UNCERTAINTY_COLUMN)
     if taken:
         raise ValueError(f"{args.input} already has column(s) {taken}, which the predictions would overwrite "
                          "(is it a predictions file?); rename or drop them first")
@@ -89,15 +98,19 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
         smiles, n_jobs=args.n_jobs, batch_size=args.batch_size, device=args.device
     )
     out = frame.copy()
+    prob = predictor.calibrated_prob(mean) if predictor.calibrates_probability else None
     for t, name in enumerate(predictor.target_names):
-        pred_col, *std_col = prediction_columns(name, std is not None)
-        values = np.full(len(frame), np.nan)
-        values[kept] = mean[:, t]
-        out[pred_col] = values
-        if std_col:
-            s = np.full(len(frame), np.nan)
-            s[kept] = std[:, t]
-            out[std_col[0]] = s
+        columns = {f"{name}_pred": mean}
+        if std is not None:
+            columns[f"{name}_std"] = std
+        if prob is not None:
+            columns[f"{name}_prob"] = prob
+        for col, arr in columns.items():
+            values = np.full(len(frame), np.nan)
+            values[kept] = arr[:, t]
+            out[col] = values
+    if std is not None or prob is not None:
+        out[UNCERTAINTY_COLUMN] = predictor.uncertainty
     with atomic_output(args.output, "w", newline="", encoding="utf-8") as fh:
         out.to_csv(fh, index=False)
     rej_path = args.output.with_name(args.output.name.split(".")[0] + ".rejects.csv")
@@ -109,6 +122,7 @@ def predict_command(predictor: Any, args: argparse.Namespace) -> int:
             w.writerow(["row", "smiles", "reason"])
             w.writerows((r.index, r.input, r.reason) for r in rejects)
     print(f"predicted {len(kept)} of {len(frame)} molecules -> {args.output}"
+          + (f" (uncertainty: {predictor.uncertainty})" if std is not None or prob is not None else "")
           + (f"; {len(rejects)} rejected -> {rej_path}" if rejects else ""), file=sys.stderr)
     return 0
 
@@ -128,9 +142,13 @@ def _predict_shards(predictor: Any, args: argparse.Namespace) -> int:
 
     shards = ShardedGraphs.open(args.input)
     mean, std = predictor.predict_shards(shards, batch_size=args.batch_size, device=args.device)
+    prob = predictor.calibrated_prob(mean) if predictor.calibrates_probability else None
     header = ["row", "smiles"]
     for name in predictor.target_names:
-        header += [f"{name}_pred"] + ([f"{name}_std"] if std is not None else [])
+        header += prediction_columns(name, std is not None, prob is not None)
+    tagged = std is not None or prob is not None
+    if tagged:
+        header.append(UNCERTAINTY_COLUMN)
     rows = shards.rows
     chunk = 100_000  # SMILES are read from the mapped shards a chunk at a time
     with atomic_output(args.output, "w", newline="", encoding="utf-8") as fh:
@@ -144,6 +162,10 @@ def _predict_shards(predictor: Any, args: argparse.Namespace) -> int:
                     line.append(float(mean[i, t]))
                     if std is not None:
                         line.append(float(std[i, t]))
+                    if prob is not None:
+                        line.append(float(prob[i, t]))
+                if tagged:
+                    line.append(predictor.uncertainty)
                 w.writerow(line)
     print(f"predicted {len(shards)} molecules from {args.input} -> {args.output} "
           f"({shards.num_rejected} rejected at featurization: see the shards' rejects.csv)", file=sys.stderr)

@@ -105,17 +105,18 @@ class ModelSection:
 
     model: str = setting("dmpnn", choices=MODELS,
                          help="%(choices)s (default: dmpnn; gin, gcn: Hu et al. 2020 baselines)")
+    # the search ranges (molgraph hpopt) are about chemprop v2's hpopt space, narrowed for a CPU budget
     hidden_dim: int | None = setting(None, flags=("--message-hidden-dim",), minimum=1, help="encoder width",
-                                    default_text="the preset's: 300")
+                                    default_text="the preset's: 300", search=("int", 100, 600, 50))
     depth: int | None = setting(None, help="message-passing steps", minimum=1,
-                               default_text="the preset's: dmpnn 3, gin/gcn 5")
-    dropout: float = setting(0.0)
+                               default_text="the preset's: dmpnn 3, gin/gcn 5", search=("int", 2, 6))
+    dropout: float = setting(0.0, search=("float", 0.0, 0.4, 0.05))
     readout: str | None = setting(None, flags=("--aggregation",), choices=READOUTS,
                                   help="molecule readout: %(choices)s (norm: sum / 100, what chemprop uses)",
                                   default_text="the preset's: mean")
     ffn_hidden_dim: int | None = setting(None, minimum=1, help="width of the head's hidden layers",
-                                        default_text="hidden_dim")
-    ffn_layers: int = setting(1, flags=("--ffn-num-layers",), minimum=0)
+                                        default_text="hidden_dim", search=("int", 100, 600, 50))
+    ffn_layers: int = setting(1, flags=("--ffn-num-layers",), minimum=0, search=("int", 1, 3))
     batch_norm: bool | None = setting(None, cli=False)  # older switch for norm = batch | none (files only)
     norm: str | None = setting(None, choices=NORMS,
                                help="normalization of gin and gcn after each linear map: %(choices)s (graph: "
@@ -139,6 +140,10 @@ class ModelSection:
                                                           "off: Hu et al.'s code and the GraphNorm reference's)")
     output_dropout: float = setting(0.0, help="dropout on the raw outputs (logits) while training (default 0; the "
                                               "GraphNorm reference's molecule models use 0.5)")
+    # measured on the 2-core CPU (docs/uncertainty.md): no per-epoch gain for the D-MPNN or GIN there,
+    # so it stays off by default
+    compile: bool = setting(False, help="torch.compile the encoder for training (dynamic shapes; the first "
+                                        "epoch pays the compilation; predictions run eager)")
 
 
 @dataclass
@@ -149,6 +154,20 @@ class EvalSection:
                                  help="%(choices)s (those of the task type); the first one is the primary metric",
                                  default_text="regression: rmse mae r2; classification: roc_auc prc_auc accuracy")
     mc_dropout_samples: int = setting(0, help="MC-dropout passes at prediction (needs --dropout)", minimum=0)
+    uncertainty: str | None = setting(
+        None, choices=("none", "ensemble", "mc-dropout", "mve", "evidential", "dirichlet"), metavar="METHOD",
+        help="none, ensemble (needs --ensemble-size > 1), mc-dropout (needs --dropout; 10 passes unless "
+             "--mc-dropout-samples), mve (mean-variance head, regression), evidential (Normal-Inverse-Gamma "
+             "head for regression, Dirichlet for classification), dirichlet (classification); mve, evidential "
+             "and dirichlet combine with --ensemble-size > 1",
+        default_text="from --ensemble-size and --mc-dropout-samples")
+    evidential_lambda: float = setting(0.2, minimum=0, help="weight of the evidence regularizer of the evidential "
+                                                            "and Dirichlet losses (default 0.2, chemprop v2's)")
+    calibration: str | None = setting(
+        None, choices=("zscale", "isotonic", "platt"), metavar="METHOD",
+        help="calibration fitted on the validation split and stored in the model file: zscale or isotonic "
+             "(regression, of the std), platt or isotonic (classification, of the probability)",
+        default_text="none")
 
 
 @dataclass(init=False, eq=False, repr=False)
@@ -331,6 +350,43 @@ class PropertyConfig(SectionedConfig):
             raise ValueError(f"metrics repeat: {self.metrics}")
         if self.mc_dropout_samples and self.dropout == 0.0:
             raise ValueError("mc_dropout_samples needs dropout > 0")
+        self._check_uncertainty(task_type)
+
+    def _check_uncertainty(self, task_type: str) -> None:
+        """The uncertainty method fits the task type and the other settings; so does the calibration."""
+        from molgraph.methods.property.uncertainty import head_for
+        from molgraph.train.calibration import CALIBRATIONS
+
+        kind = self.uncertainty
+        if kind is not None:
+            head_for(kind, task_type)  # raises for mve / dirichlet on the wrong task type
+            if kind == "ensemble" and self.ensemble_size < 2:
+                raise ValueError("uncertainty = ensemble needs ensemble_size >= 2 (--ensemble-size K)")
+            if kind == "mc-dropout" and self.dropout == 0.0:
+                raise ValueError("uncertainty = mc-dropout needs dropout > 0 (--dropout)")
+            if kind == "none" and (self.ensemble_size > 1 or self.mc_dropout_samples):
+                raise ValueError("uncertainty = none contradicts ensemble_size > 1 / mc_dropout_samples > 0: "
+                                 "leave uncertainty out (the spread is then reported) or drop those settings")
+            if kind in ("mve", "evidential", "dirichlet") and self.output_dropout > 0:
+                raise ValueError(f"output_dropout drops raw logits; it does not apply to uncertainty = {kind}")
+        if self.calibration is not None:
+            if self.calibration not in CALIBRATIONS[task_type]:
+                raise ValueError(f"calibration {self.calibration!r} does not apply to {task_type}; choose one of "
+                                 f"{', '.join(CALIBRATIONS[task_type])}")
+            if task_type == "regression" and self.uncertainty_method() == "none":
+                raise ValueError(f"calibration {self.calibration!r} calibrates a predicted std: give --uncertainty "
+                                 "(mve, evidential, ensemble or mc-dropout)")
+
+    def uncertainty_method(self) -> str:
+        """The uncertainty the run gives: ``uncertainty`` when set, else read from the ensemble size and the
+        MC-dropout samples (molgraph 0.1's way to ask for one)."""
+        if self.uncertainty is not None:
+            return self.uncertainty
+        if self.ensemble_size > 1:
+            return "ensemble"
+        if self.mc_dropout_samples:
+            return "mc-dropout"
+        return "none"
 
     def logged_values(self) -> tuple[str, ...]:
         """What the property task logs: the losses and val_<metric> of each reported metric."""

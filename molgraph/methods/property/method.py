@@ -18,7 +18,8 @@ import numpy as np
 from molgraph.train.method import Method, Prepared
 from molgraph.methods.property.config import PropertyConfig
 
-__all__ = ["PropertyMethod", "PropertyPrepared", "model_config_for", "residual_for"]
+__all__ = ["PropertyMethod", "PropertyPrepared", "apply_calibration", "describe_uncertainty", "model_config_for",
+           "residual_for"]
 
 
 @dataclass
@@ -79,6 +80,9 @@ def model_config_for(config: PropertyConfig, data: Any, extra_dim: int) -> dict[
             preset[key] = bool(getattr(config, key))
     if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
         preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
+    from molgraph.methods.property.uncertainty import head_for
+
+    preset["head"] = head_for(config.uncertainty_method(), data.task_type)
     return PropertyModel(**preset).config  # normalized, JSON-able
 
 
@@ -88,7 +92,8 @@ class PropertyMethod(Method):
     name = "property"
     help = "graph-level properties from SMILES: D-MPNN, GIN, GCN (the default method)"
     config_class = PropertyConfig
-    run_files = ("splits.json", "rejects.csv", "test_predictions.csv", "parity_test.png", "roc_test.png")
+    run_files = ("splits.json", "rejects.csv", "test_predictions.csv", "parity_test.png", "roc_test.png",
+                 "calibration_test.png")
     example_noun = "molecules"
 
     def validate(self, config: PropertyConfig) -> None:
@@ -160,6 +165,9 @@ class PropertyMethod(Method):
         data, mc = prepared.data, prepared.model_config
         config.task_type = data.task_type
         config.target_columns = list(data.target_names)
+        config.uncertainty = config.uncertainty_method()
+        if config.uncertainty == "mc-dropout" and not config.mc_dropout_samples:
+            config.mc_dropout_samples = 10
         if not config.metrics:
             config.metrics = list(default_metrics(data.task_type))
         for key in ("hidden_dim", "depth", "readout", "ffn_hidden_dim"):
@@ -193,6 +201,10 @@ class PropertyMethod(Method):
     def build_task(self, config: PropertyConfig, prepared: PropertyPrepared, model: Any, *, member: int) -> Any:
         from molgraph.methods.property.task import PropertyTask
 
+        if config.compile:
+            # in place: the parameters keep their names, so checkpoints and model files do not change;
+            # dynamic shapes because every batch has another number of atoms and bonds
+            model.encoder.compile(dynamic=True)
         return PropertyTask(
             model,
             task_type=prepared.data.task_type,
@@ -207,46 +219,72 @@ class PropertyMethod(Method):
             max_lr=config.max_lr,
             final_lr=config.final_lr,
             seed=config.seed + member,
+            head=prepared.model_config.get("head", "point"),
+            evidential_lambda=config.evidential_lambda,
         )
 
     def finish(self, config: PropertyConfig, prepared: PropertyPrepared, models: list[Any], run_dir: Path,
                *, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
-        """Validation and test metrics, test predictions, plots; the model file's section."""
+        """Validation and test metrics (uncertainty metrics too), calibration fitted on the validation
+        split, test predictions, plots; the model file's section."""
         import torch
 
         from molgraph.methods.ngram.features import learned_state
         from molgraph.methods.property.predict import predict_values
         from molgraph.methods.property.prepare import split_to_rows
+        from molgraph.train.calibration import fit_calibrator
         from molgraph.train.metrics import compute_metrics, default_metrics
+        from molgraph.train.uncertainty_metrics import uncertainty_metrics
 
         data, split, batcher, target_scaler = prepared.data, prepared.split, prepared.batcher, prepared.target_scaler
+        head = prepared.model_config.get("head", "point")
         pred_kwargs = dict(task_type=data.task_type, target_scaler=target_scaler,
-                           mc_dropout_samples=config.mc_dropout_samples, seed=config.seed)
+                           mc_dropout_samples=config.mc_dropout_samples, seed=config.seed, head=head)
         metric_names = config.metrics or default_metrics(data.task_type)
         results: dict[str, Any] = {}
         preds: dict[str, tuple[np.ndarray, np.ndarray | None]] = {}
+        labels: dict[str, np.ndarray] = {}
         for part, idx in (("val", split.val), ("test", split.test)):
             if len(idx) == 0:
                 continue
             mean, std = predict_values(models, batcher, idx, **pred_kwargs)
             preds[part] = (mean, std)
-            results[part] = compute_metrics(mean, data.y[torch.as_tensor(idx)].numpy(), data.task_type, metric_names,
-                                            data.target_names)
+            labels[part] = data.y[torch.as_tensor(idx)].numpy()
+            results[part] = compute_metrics(mean, labels[part], data.task_type, metric_names, data.target_names)
             results[part]["n"] = int(len(idx))
+        # the uncertainty, raw and (when asked) calibrated on the validation split
+        calibrator = None
+        if config.calibration is not None and "val" in preds:
+            calibrator = fit_calibrator(config.calibration, data.task_type, labels["val"], *preds["val"])
+        results["uncertainty"] = {"method": describe_uncertainty(config, head)}
+        for part in preds:
+            mean, std = preds[part]
+            one = {"raw": uncertainty_metrics(data.task_type, labels[part], mean, std)}
+            if calibrator is not None:
+                cmean, cstd = apply_calibration(calibrator, mean, std)
+                one["calibrated"] = uncertainty_metrics(data.task_type, labels[part], cmean, cstd)
+            results["uncertainty"][part] = one
         if config.ensemble_size > 1:
             results["members"] = []
             for m in models:
                 one = {}
                 for part, idx in (("val", split.val), ("test", split.test)):
                     if len(idx):
-                        mean, _ = predict_values([m], batcher, idx, task_type=data.task_type, target_scaler=target_scaler)
+                        mean, _ = predict_values([m], batcher, idx, task_type=data.task_type, target_scaler=target_scaler,
+                                                 head=head)
                         one[part] = compute_metrics(mean, data.y[torch.as_tensor(idx)].numpy(), data.task_type,
                                                     metric_names, data.target_names)
                 results["members"].append(one)
         results["primary_metric"] = metric_names[0]
         results["n_rejected"] = len(data.rejects)
         if "test" in preds:
-            _write_predictions(run_dir / "test_predictions.csv", data, split.test, *preds["test"])
+            mean, std = preds["test"]
+            prob = None
+            if calibrator is not None:
+                cmean, cstd = apply_calibration(calibrator, mean, std)
+                prob = cmean if data.task_type == "classification" else None
+                std = cstd
+            _write_predictions(run_dir / "test_predictions.csv", data, split.test, mean, std, prob)
         extra_scaler, learned = prepared.extra_scaler, prepared.learned
         section = {
             "model_class": "PropertyModel",
@@ -264,8 +302,10 @@ class PropertyMethod(Method):
             "split": split_to_rows(split, data.rows).to_dict(),
             "smiles_column": config.smiles_column,
             "mc_dropout_samples": int(config.mc_dropout_samples),
+            "uncertainty": describe_uncertainty(config, head),
+            "calibration": calibrator.to_dict() if calibrator is not None else None,
         }
-        _plots(run_dir, data, split, preds)
+        _plots(run_dir, data, split, preds, calibrator)
         return results, section
 
     # -- a model file --------------------------------------------------------------------------------
@@ -285,10 +325,36 @@ class PropertyMethod(Method):
         return predict_command(predictor, args)
 
 
-def _write_predictions(path: Path, data: Any, idx: np.ndarray, mean: np.ndarray, std: np.ndarray | None) -> None:
+def describe_uncertainty(config: PropertyConfig, head: str) -> str:
+    """What gives the std (or the probability): e.g. ``mve``, ``evidential+ensemble(5)``,
+    ``mc-dropout(10)``, ``ensemble(5)+zscale``; ``none`` for a single point model without calibration."""
+    parts = []
+    if head != "point":
+        parts.append(head)
+    if config.ensemble_size > 1:
+        parts.append(f"ensemble({config.ensemble_size})")
+    if config.mc_dropout_samples:
+        parts.append(f"mc-dropout({config.mc_dropout_samples})")
+    if config.calibration is not None:
+        parts.append(config.calibration)
+    return "+".join(parts) or "none"
+
+
+def apply_calibration(calibrator: Any, mean: np.ndarray, std: np.ndarray | None) -> tuple[np.ndarray, np.ndarray | None]:
+    """``(mean, std)`` after ``calibrator``: regression calibrates the std, classification the probability
+    (``mean``), each in place of the raw one."""
+    if calibrator.task_type == "regression":
+        return mean, (calibrator.apply_std(std) if std is not None else None)
+    return calibrator.apply_prob(mean), std
+
+
+def _write_predictions(path: Path, data: Any, idx: np.ndarray, mean: np.ndarray, std: np.ndarray | None,
+                       prob: np.ndarray | None = None) -> None:
+    """``row, smiles`` and per target ``T, T_pred[, T_std][, T_prob]`` (``T_prob``: the calibrated probability)."""
     header = ["row", "smiles"]
     for name in data.target_names:
-        header += [name, f"{name}_pred"] + ([f"{name}_std"] if std is not None else [])
+        header += [name, f"{name}_pred"] + ([f"{name}_std"] if std is not None else []) + (
+            [f"{name}_prob"] if prob is not None else [])
     rows = data.rows
     y = data.y.numpy()
     out = []
@@ -299,6 +365,8 @@ def _write_predictions(path: Path, data: Any, idx: np.ndarray, mean: np.ndarray,
             line += ["" if np.isnan(true) else float(true), float(mean[k, t])]
             if std is not None:
                 line.append(float(std[k, t]))
+            if prob is not None:
+                line.append(float(prob[k, t]))
         out.append(line)
     from molgraph.train.runner import write_csv
 
@@ -306,8 +374,9 @@ def _write_predictions(path: Path, data: Any, idx: np.ndarray, mean: np.ndarray,
 
 
 
-def _plots(run_dir: Path, data: Any, split: Any, preds: dict) -> None:
-    """A parity (regression) or ROC (classification) plot of the test set; a failure only warns."""
+def _plots(run_dir: Path, data: Any, split: Any, preds: dict, calibrator: Any = None) -> None:
+    """A parity (regression) or ROC (classification) plot of the test set, and its calibration plot
+    (regression: when there is a std; calibrated when a calibration was fitted); a failure only warns."""
     import warnings
 
     import torch
@@ -317,10 +386,17 @@ def _plots(run_dir: Path, data: Any, split: Any, preds: dict) -> None:
     try:
         if "test" in preds:
             y = data.y[torch.as_tensor(split.test)].numpy()
-            mean = preds["test"][0]
+            mean, std = preds["test"]
             if data.task_type == "regression":
                 plots.plot_parity(y, mean, data.target_names, run_dir / "parity_test.png")
             else:
                 plots.plot_roc(y, mean, data.target_names, run_dir / "roc_test.png")
+            if data.task_type == "classification" or std is not None:
+                title = "calibration (test)"
+                if calibrator is not None:
+                    mean, std = apply_calibration(calibrator, mean, std)
+                    title += f", {calibrator.method} fitted on validation"
+                plots.plot_calibration(y, mean, std, data.task_type, data.target_names,
+                                       run_dir / "calibration_test.png", title=title)
     except Exception as exc:  # noqa: BLE001  a plotting failure must not lose a trained model
         warnings.warn(f"plots were not written: {exc}", stacklevel=2)

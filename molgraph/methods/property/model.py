@@ -122,6 +122,10 @@ class PropertyModel(nn.Module):
             reference's molecule models use 0.5: for a binary task each step then learns from a
             random half of the batch with doubled logits, the rest contributing a constant loss.
             Evaluation is unchanged (ROC-AUC does not see the scale).
+        head: how the outputs are read (:mod:`molgraph.methods.property.uncertainty`): ``"point"``
+            (one value or logit per task), ``"mve"`` (mean and variance), ``"evidential"`` (the
+            four Normal-Inverse-Gamma parameters) or ``"dirichlet"`` (two Beta concentrations);
+            the output is ``(B, k * num_tasks)``, ``k`` blocks of ``num_tasks`` columns.
     """
 
     def __init__(
@@ -149,8 +153,14 @@ class PropertyModel(nn.Module):
         output_dropout: float = 0.0,
         gin_message_activation: bool = True,
         gin_last_activation: bool = True,
+        head: str = "point",
     ):
         super().__init__()
+        from molgraph.methods.property.uncertainty import head_width
+
+        width = head_width(head)  # raises on an unknown head
+        if head != "point" and output_dropout > 0:
+            raise ValueError(f"output_dropout drops raw logits; it does not apply to the {head!r} head")
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; choose one of {list(ENCODERS)}")
         if gcn_propagation not in PROPAGATIONS:
@@ -189,6 +199,7 @@ class PropertyModel(nn.Module):
             "output_dropout": float(output_dropout),
             "gin_message_activation": bool(gin_message_activation),
             "gin_last_activation": bool(gin_last_activation),
+            "head": str(head),
         }
         c = self._config
 
@@ -210,7 +221,7 @@ class PropertyModel(nn.Module):
         self.encoder: nn.Module = ENCODERS[encoder](c, atom_in, bond_in)
         self.readout = Readout(c["readout"], c["hidden_dim"])
         self.ffn = FFN(
-            c["hidden_dim"] + c["extra_dim"], c["num_tasks"], c["ffn_hidden_dim"],
+            c["hidden_dim"] + c["extra_dim"], width * c["num_tasks"], c["ffn_hidden_dim"],
             c["ffn_layers"], c["dropout"], c["activation"],
         )
         # A module (not F.dropout) so MC dropout and eval() treat it like every other dropout.
@@ -294,7 +305,8 @@ class PropertyModel(nn.Module):
         return g
 
     def forward(self, batch: Any) -> Tensor:
-        """``batch`` -> ``(B, num_tasks)`` raw outputs (no sigmoid/softmax, no unscaling)."""
+        """``batch`` -> ``(B, k * num_tasks)`` raw outputs (no sigmoid/softmax, no unscaling; ``k = 1`` for the
+        point head, see ``head``)."""
         out = self.ffn(self.embed(batch))
         return self.output_dropout(out) if self.output_dropout is not None else out
 

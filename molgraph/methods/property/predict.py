@@ -18,6 +18,7 @@ from molgraph.data.loader import GraphBatcher, graph_loader
 from molgraph.featurizers.batch import Reject, iter_featurize
 from molgraph.featurizers.graph import MolGraphFeaturizer
 from molgraph.methods.property.model import PropertyModel
+from molgraph.train.calibration import Calibrator
 from molgraph.train.checkpoint import CheckpointError, load_model_file
 from molgraph.methods.ngram.features import learned_from_state
 from molgraph.methods.property.prepare import molecule_features, scale_extra
@@ -57,17 +58,25 @@ def predict_values(
     batch_size: int = 256,
     device: str | torch.device = "cpu",
     seed: int = 0,
+    head: str = "point",
 ) -> tuple[np.ndarray, np.ndarray | None]:
-    """Mean prediction and spread over ensemble members (and MC-dropout samples).
+    """Mean prediction and predictive standard deviation, over ensemble members, MC-dropout
+    samples and the head's own distribution.
+
+    Each draw (a member, or one dropout mask of a member) gives a mean ``m_k`` and, for the
+    ``mve``, ``evidential`` and ``dirichlet`` heads, a variance ``v_k``; the prediction is the
+    mixture's: ``mean = avg_k m_k`` and ``var = avg_k v_k + var_k(m_k)`` (the spread of the
+    draws with ``ddof = 1``, as for a plain ensemble).
 
     Returns:
         ``mean`` ``(N, T)`` in user units (probabilities for classification) and ``std``
-        ``(N, T)`` over all member/sample predictions, or ``None`` for a single deterministic
-        model.
+        ``(N, T)`` in the same units, or ``None`` for a single deterministic point model.
     """
+    from molgraph.methods.property.uncertainty import head_moments
+
     device = torch.device(device)
     loader = graph_loader(batcher, indices, batch_size=batch_size)
-    draws = []
+    means, variances = [], []
     for model in models:
         model.to(device)
         if mc_dropout_samples:
@@ -80,16 +89,32 @@ def predict_values(
         else:
             model.eval()
             runs = [_outputs(model, loader, device)]
+        num_tasks = int(getattr(model, "num_tasks", runs[0].shape[-1] if runs[0].dim() == 2 else 1))
         for out in runs:
+            if out.numel() == 0:
+                out = out.reshape(0, num_tasks * (1 if head == "point" else _width(head)))
+            mean, var = head_moments(out.double(), head, num_tasks)
             if task_type == "classification":
-                draws.append(torch.sigmoid(out).numpy())
+                mean = torch.sigmoid(mean) if head == "point" else mean
             elif target_scaler is not None:
-                draws.append(np.asarray(target_scaler.inverse_transform(out.numpy())))
-            else:
-                draws.append(out.numpy())
-    stack = np.stack(draws).astype(np.float64)
-    std = stack.std(axis=0, ddof=1) if stack.shape[0] > 1 else None
-    return stack.mean(axis=0), std
+                mean = target_scaler.inverse_transform(mean)
+                if var is not None:
+                    var = var * torch.as_tensor(target_scaler.to_dict()["scale"], dtype=var.dtype) ** 2
+            means.append(mean.numpy())
+            if var is not None:
+                variances.append(var.numpy())
+    stack = np.stack(means).astype(np.float64)
+    total = np.mean(np.stack(variances), axis=0) if variances else None
+    if stack.shape[0] > 1:
+        spread = stack.var(axis=0, ddof=1)
+        total = spread if total is None else total + spread
+    return stack.mean(axis=0), (None if total is None else np.sqrt(total))
+
+
+def _width(head: str) -> int:
+    from molgraph.methods.property.uncertainty import head_width
+
+    return head_width(head)
 
 
 class Predictor:
@@ -121,6 +146,13 @@ class Predictor:
         self.extra_scaler = StandardScaler.from_dict(mf["scaler"]) if mf else None
         self.learned = {name: learned_from_state(st) for name, st in (mf.get("learned") or {}).items()} if mf else {}
         self.mc_dropout_samples = int(payload.get("mc_dropout_samples", payload.get("config", {}).get("mc_dropout_samples", 0)) or 0)
+        self.head: str = payload["model_config"].get("head", "point")
+        cal = payload.get("calibration")
+        self.calibrator = Calibrator.from_dict(cal) if cal else None
+        # model files before the uncertainty options: the spread of an ensemble / MC dropout, or none
+        self.uncertainty: str = payload.get("uncertainty") or (
+            f"ensemble({len(self.models)})" if len(self.models) > 1
+            else f"mc-dropout({self.mc_dropout_samples})" if self.mc_dropout_samples else "none")
 
     @classmethod
     def from_section(cls, section: dict[str, Any], payload: dict[str, Any]) -> "Predictor":
@@ -143,7 +175,29 @@ class Predictor:
 
     @property
     def has_uncertainty(self) -> bool:
-        return len(self.models) > 1 or self.mc_dropout_samples > 0
+        """Whether predictions carry a std (ensembles, MC dropout, the MVE / evidential / Dirichlet heads)."""
+        return len(self.models) > 1 or self.mc_dropout_samples > 0 or self.head != "point"
+
+    @property
+    def calibrates_probability(self) -> bool:
+        """A classification model with a calibration: ``molgraph predict`` adds ``T_prob``."""
+        return self.calibrator is not None and self.task_type == "classification"
+
+    def calibrated_prob(self, prob: np.ndarray) -> np.ndarray:
+        """The calibrated probabilities ``(N, T)`` of class 1 (classification models with a calibration)."""
+        if not self.calibrates_probability:
+            raise ValueError("this model has no probability calibration (train with --calibration platt|isotonic)")
+        return self.calibrator.apply_prob(prob)
+
+    def _values(self, batcher: Any, indices: Any, batch_size: int, device: str) -> tuple[np.ndarray, np.ndarray | None]:
+        """Mean and std; a regression calibration (fitted on the validation split) is applied to the std."""
+        mean, std = predict_values(
+            self.models, batcher, indices, task_type=self.task_type, target_scaler=self.target_scaler,
+            mc_dropout_samples=self.mc_dropout_samples, batch_size=batch_size, device=device, head=self.head,
+        )
+        if self.calibrator is not None and self.task_type == "regression" and std is not None:
+            std = self.calibrator.apply_std(std)
+        return mean, std
 
     def predict_shards(
         self, shards: Any, *, batch_size: int = 256, device: str = "cpu"
@@ -161,10 +215,7 @@ class Predictor:
                              "model file's property section)")
         if self.molecule_featurizers:
             raise ValueError(f"the model uses molecule features {self.molecule_featurizers}: give a CSV input instead")
-        return predict_values(
-            self.models, shards, np.arange(len(shards)), task_type=self.task_type, target_scaler=self.target_scaler,
-            mc_dropout_samples=self.mc_dropout_samples, batch_size=batch_size, device=device,
-        )
+        return self._values(shards, np.arange(len(shards)), batch_size, device)
 
     def predict_graphs(
         self, graphs: CollatedGraphs, smiles: Sequence[str] | None = None, *, batch_size: int = 256, device: str = "cpu"
@@ -176,16 +227,7 @@ class Predictor:
                                        self.learned)
             extra = scale_extra(raw, self.extra_scaler)
         batcher = GraphBatcher(graphs, extra=extra)
-        return predict_values(
-            self.models,
-            batcher,
-            np.arange(len(graphs)),
-            task_type=self.task_type,
-            target_scaler=self.target_scaler,
-            mc_dropout_samples=self.mc_dropout_samples,
-            batch_size=batch_size,
-            device=device,
-        )
+        return self._values(batcher, np.arange(len(graphs)), batch_size, device)
 
     def predict_smiles(
         self, smiles: Sequence[str], *, n_jobs: int = 1, batch_size: int = 256, device: str = "cpu", progress: bool | None = None

@@ -27,6 +27,10 @@ class PropertyTask(Task):
         target_names: ``T`` names (for per-task metrics).
         target_scaler: fitted scaler for regression targets (``None``: no scaling).
         metrics: metric names (default per task type; the first is the primary one).
+        head: how the model's outputs are read (:mod:`molgraph.methods.property.uncertainty`):
+            ``point`` (MSE / BCE), ``mve`` (Gaussian NLL), ``evidential`` (Amini et al.'s loss) or
+            ``dirichlet`` (Sensoy et al.'s loss).
+        evidential_lambda: weight of the evidence regularizer of the evidential and Dirichlet losses.
         **kwargs: :class:`Task` settings.
 
     Logged per epoch: ``train_loss``, ``val_loss`` (on the training scale) and ``val_<metric>``
@@ -41,6 +45,8 @@ class PropertyTask(Task):
         target_names: Sequence[str],
         target_scaler: StandardScaler | None = None,
         metrics: Sequence[str] | None = None,
+        head: str = "point",
+        evidential_lambda: float = 0.2,
         **kwargs: Any,
     ):
         super().__init__(model, **kwargs)
@@ -50,6 +56,8 @@ class PropertyTask(Task):
         self.target_names = list(target_names)
         self.metrics = list(metrics) if metrics else default_metrics(task_type)
         self.target_scaler = target_scaler
+        self.head = head
+        self.evidential_lambda = float(evidential_lambda)
         self._val_outputs: list[torch.Tensor] = []
         self._val_targets: list[torch.Tensor] = []
 
@@ -61,6 +69,13 @@ class PropertyTask(Task):
 
     def to_values(self, out: torch.Tensor) -> torch.Tensor:
         """Raw model outputs -> predictions in user units (probabilities for classification)."""
+        if self.head != "point":
+            from molgraph.methods.property.uncertainty import head_moments
+
+            mean, _ = head_moments(out, self.head, len(self.target_names))
+            if self.task_type == "regression" and self.target_scaler is not None:
+                return self.target_scaler.inverse_transform(mean)
+            return mean
         if self.task_type == "classification":
             return torch.sigmoid(out)
         if self.target_scaler is not None:
@@ -68,7 +83,12 @@ class PropertyTask(Task):
         return out
 
     def compute_loss(self, out: torch.Tensor, y: torch.Tensor) -> torch.Tensor:
-        return masked_loss(out, self.scale_targets(y), self.task_type)
+        if self.head == "point":
+            return masked_loss(out, self.scale_targets(y), self.task_type)
+        from molgraph.methods.property.uncertainty import head_loss
+
+        return head_loss(out, self.scale_targets(y), self.head, self.task_type, len(self.target_names),
+                         self.evidential_lambda)
 
     # -- steps -----------------------------------------------------------------------------------
     def training_step(self, batch: Any, batch_idx: int) -> torch.Tensor:
