@@ -123,6 +123,11 @@ class Method:
         """
         raise NotImplementedError
 
+    def search_config(self, config: Any, study_dir: Path, *, say: Callable[[str], None]) -> Any:
+        """The settings ``molgraph hpopt`` trains its trials with: ``config`` with the test part of the
+        split left out, so that no trial sees a test label (may write the split into ``study_dir``)."""
+        raise NotImplementedError(f"method {self.name!r} does not support molgraph hpopt")
+
     # -- a model file --------------------------------------------------------------------------------
     def load(self, section: dict[str, Any], payload: dict[str, Any]) -> Any:
         """The predictor of a model file's section (``payload``: the whole file, for its config)."""

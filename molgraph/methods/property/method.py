@@ -308,6 +308,35 @@ class PropertyMethod(Method):
         _plots(run_dir, data, split, preds, calibrator)
         return results, section
 
+    def search_config(self, config: PropertyConfig, study_dir: Path, *, say: Callable[[str], None]) -> PropertyConfig:
+        """The recipe's split with an empty test part, as ``study_dir/search_split.json`` (file rows), and
+        ``config`` pointed at it: the trials of ``molgraph hpopt`` train and select on the recipe's own
+        train and validation rows and never see a test row.
+
+        A split that reads labels (``stratified``) reads them all, test rows included, to draw the
+        parts; give such a split as a file (``--split-file``) to keep the test labels out of it.
+        """
+        import copy
+
+        from molgraph.data.splits import Split
+        from molgraph.methods.property.prepare import prepare_data, split_positions, split_to_rows
+
+        data = prepare_data(config, progress=False)
+        rows = split_to_rows(split_positions(config, data), data.rows)
+        hidden = Split(rows.train, rows.val, np.zeros(0, dtype=np.int64), f"search:{rows.method}", rows.seed,
+                       rows.sizes, {"n_test_rows_left_out": int(len(rows.test))})
+        path = study_dir / "search_split.json"
+        if path.is_file():
+            if Split.load(path) != hidden:
+                raise ValueError(f"{path} holds another split than the recipe's: choose a new -o STUDY_DIR")
+        else:
+            hidden.save(path)
+        say(f"search split ({rows.method}): train {len(rows.train)}, val {len(rows.val)}; "
+            f"{len(rows.test)} test rows left out of every trial")
+        out = copy.deepcopy(config)
+        out.split_file = str(path)
+        return out
+
     # -- a model file --------------------------------------------------------------------------------
     def load(self, section: dict[str, Any], payload: dict[str, Any]) -> Any:
         from molgraph.methods.property.predict import Predictor
