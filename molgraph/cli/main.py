@@ -25,7 +25,6 @@ _COMMAND_MODULES = (
     "molgraph.cli.hpopt_cmd",
     "molgraph.cli.predict_cmd",
     "molgraph.cli.generate_cmd",
-    "molgraph.cli.generate_cmd",
     "molgraph.cli.evaluate_cmd",
     "molgraph.cli.demo_cmd",
     "molgraph.cli.conformers_cmd",
