@@ -116,7 +116,7 @@ _KNOWN_KEYS = frozenset(
 CARDS_3D = "3d"  # sub-folder of the card folder holding the 3D sets' cards
 CARDS_GRAPHS = "graphs"  # sub-folder holding the graph (non-molecule) sets' cards, e.g. TU
 # every sub-folder of cards, in lookup order (the tabular molecule sets are at the top level)
-CARD_GROUPS = (CARDS_3D, CARDS_GRAPHS, "node_graphs", "temporal", "generation")
+CARD_GROUPS = (CARDS_3D, CARDS_GRAPHS, "node_graphs", "temporal", "generation", "derived")
 # 3D sets are not tables: each has its own loader, "module:function" taking (root=, **kwargs).
 LOADERS_3D = MappingProxyType({
     "qm9": "molgraph.data.qm9:load_qm9",
