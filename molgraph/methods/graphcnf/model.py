@@ -201,7 +201,7 @@ class NodeBlock(nn.Module):
         return self.cdf.reg.sum(1)
 
     def _couple(self, z: torch.Tensor, s: Latents, reverse: bool) -> tuple[torch.Tensor, torch.Tensor]:
-        raw = self.net(z[..., self.cond], s.adj, s.node_mask)
+        raw = self.net(z[..., self.cond].float(), s.adj, s.node_mask)
         raw = raw.view(*raw.shape[:-1], -1, self.cdf.raw_dim)
         y, ldj = self.cdf(z[..., self.trans], raw, s.node_w, reverse=reverse)
         y = torch.where(s.node_mask[..., None], y, z[..., self.trans])
@@ -253,7 +253,7 @@ class NodeEdgeBlock(nn.Module):
 
     def _couple(self, zn: torch.Tensor, ze: torch.Tensor, s: Latents, reverse: bool
                 ) -> tuple[torch.Tensor, torch.Tensor, torch.Tensor, torch.Tensor]:
-        rn, re = self.net(zn[..., self.ncond], ze[..., self.econd], s.node_mask, s.edges)
+        rn, re = self.net(zn[..., self.ncond].float(), ze[..., self.econd].float(), s.node_mask, s.edges)
         rn = rn.view(*rn.shape[:-1], self.ntrans.stop - self.ntrans.start, self.cdf_n.raw_dim)
         re = re.view(re.shape[0], self.etrans.stop - self.etrans.start, self.cdf_e.raw_dim)
         ew = torch.ones(ze.shape[0], dtype=ze.dtype, device=ze.device)
@@ -349,7 +349,7 @@ class GraphCNF(nn.Module):
         eps_p = eps_e[g, pairs[:, 1], pairs[:, 2]]
         nw = node_mask.to(eps_n.dtype)
         zn, enc_atoms = self.atom_enc.encode(types, eps_n, nw, beta)
-        enc_atoms = enc_atoms.sum(1)
+        zn, enc_atoms = zn.double(), enc_atoms.double().sum(1)   # latents travel in float64 (see flows)
         s = Latents(zn=zn, node_mask=node_mask, adj=torch.where(self.masks(node_mask), adj, torch.zeros_like(adj)))
         ldj = torch.zeros(B, dtype=zn.dtype, device=zn.device)
         reg = torch.zeros(B, dtype=zn.dtype, device=zn.device)
@@ -360,7 +360,7 @@ class GraphCNF(nn.Module):
         bonds = pairs[is_bond]
         zb, enc_b = self.bond_enc.encode(pair_type[is_bond] - 1, eps_p[is_bond],
                                          torch.ones(bonds.shape[0], dtype=zn.dtype, device=zn.device), beta)
-        enc_bonds = per_graph(enc_b, bonds[:, 0], B)
+        zb, enc_bonds = zb.double(), per_graph(enc_b.double(), bonds[:, 0], B)
         s = Latents(zn=s.zn, node_mask=node_mask, ze=zb, edges=bonds)
         for block in self.step2:
             s, l = block(s)
@@ -368,10 +368,10 @@ class GraphCNF(nn.Module):
             reg = reg + block.reg(B, bonds[:, 0])
         zv, enc_v = self.virtual_enc.encode(eps_p[~is_bond], torch.ones(int((~is_bond).sum()), dtype=zn.dtype,
                                                                          device=zn.device))
-        enc_virtual = per_graph(enc_v, g[~is_bond], B)
-        zp = torch.zeros_like(eps_p)
+        zv, enc_virtual = zv.double(), per_graph(enc_v.double(), g[~is_bond], B)
+        zp = torch.zeros_like(eps_p, dtype=torch.float64)
         zp = zp.index_put((is_bond.nonzero()[:, 0],), s.ze).index_put(((~is_bond).nonzero()[:, 0],), zv)
-        dec = self.edge_dec(zp).gather(-1, is_bond.long()[:, None])[:, 0]
+        dec = self.edge_dec(zp.float()).gather(-1, is_bond.long()[:, None])[:, 0].double()
         dec_edges = beta * per_graph(dec, g, B)
         s = Latents(zn=s.zn, node_mask=node_mask, ze=zp, edges=pairs)
         for block in self.step3:
@@ -395,22 +395,23 @@ class GraphCNF(nn.Module):
         ``adj`` ``(B, N, N)`` (symmetric, 0-3)."""
         B, N = node_mask.shape
         pairs = upper_pairs(self.masks(node_mask))
-        s = Latents(zn=zn, node_mask=node_mask, ze=ze, edges=pairs)
+        s = Latents(zn=zn.double(), node_mask=node_mask, ze=ze.double(), edges=pairs)
         for block in reversed(self.step3):
             s, _ = block(s, reverse=True)
-        is_bond = self.edge_dec(s.ze).argmax(-1) == 1
+        is_bond = self.edge_dec(s.ze.float()).argmax(-1) == 1
         bonds = pairs[is_bond]
         s = Latents(zn=s.zn, node_mask=node_mask, ze=s.ze[is_bond], edges=bonds)
         for block in reversed(self.step2):
             s, _ = block(s, reverse=True)
-        bond_type = self.bond_enc.decode(s.ze) + 1
+        bond_type = self.bond_enc.decode(s.ze.float()) + 1
         adj = torch.zeros(B, N, N, dtype=torch.long, device=zn.device)
         adj[bonds[:, 0], bonds[:, 1], bonds[:, 2]] = bond_type
         adj[bonds[:, 0], bonds[:, 2], bonds[:, 1]] = bond_type
         s = Latents(zn=s.zn, node_mask=node_mask, adj=adj)
         for block in reversed(self.step1):
             s, _ = block(s, reverse=True)
-        types = torch.where(node_mask, self.atom_enc.decode(s.zn), torch.zeros_like(node_mask, dtype=torch.long))
+        types = torch.where(node_mask, self.atom_enc.decode(s.zn.float()),
+                            torch.zeros_like(node_mask, dtype=torch.long))
         return types, adj
 
     @torch.no_grad()
