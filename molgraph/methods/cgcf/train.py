@@ -90,8 +90,8 @@ def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable
             running.append(loss.item())
             if it % 50 == 0:
                 curve.append({"iter": it, "seconds": time.perf_counter() - t0, "nll_per_edge": float(np.mean(running)),
-                              "T": float(flow.T)})
-                say(f"flow iter {it}: nll/edge {np.mean(running):.4f}  T {float(flow.T):.3f}  "
+                              "T": flow.T.item()})
+                say(f"flow iter {it}: nll/edge {np.mean(running):.4f}  T {flow.T.item():.3f}  "
                     f"{time.perf_counter() - t0:.0f} s")
                 running = []
             if it >= config.max_iters or time.perf_counter() - t0 >= config.max_minutes * 60:
