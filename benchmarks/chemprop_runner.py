@@ -24,7 +24,9 @@ JOB.json keys (``*`` = required)::
     final_lr 1e-4, batch_norm false, num_workers 0, threads (optional: torch.set_num_threads),
     extra_features_npy (optional: a .npy of scaled molecule features, one row per CSV row, given to
     chemprop as X_d without further scaling),
-    deterministic true (Trainer(deterministic=...))
+    deterministic true (Trainer(deterministic=...)), uncertainty "none" ("mve" | "evidential" for
+    regression, "dirichlet" for classification: chemprop v2's MveFFN, EvidentialFFN,
+    BinaryDirichletFFN), mc_dropout_samples 0 (MC-dropout passes at prediction; needs dropout)
 
 The model is built the way ``chemprop train`` (chemprop/cli/train.py) builds it with default
 options: ``MoleculeDatapoint.from_smi`` (no explicit H, stereo kept),
@@ -85,10 +87,15 @@ DEFAULTS: dict[str, Any] = {
     "threads": None,
     "extra_features_npy": None,
     "deterministic": True,
+    "uncertainty": "none",
+    "mc_dropout_samples": 0,
 }
 REQUIRED = ("csv", "smiles_column", "target_columns", "task_type", "split", "seed", "epochs")
 TASK_TYPES = ("regression", "classification")
 AGGREGATIONS = ("mean", "sum", "norm")
+# chemprop v2's uncertainty heads: MveFFN, EvidentialFFN (regression), BinaryDirichletFFN (classification)
+UNCERTAINTY_HEADS = {"none": ("regression", "classification"), "mve": ("regression",),
+                     "evidential": ("regression",), "dirichlet": ("classification",)}
 SPLITS = ("train", "val", "test")
 
 
@@ -166,6 +173,14 @@ def load_job(path: str | Path) -> dict[str, Any]:
     for key in ("batch_norm", "deterministic"):
         if not isinstance(job[key], bool):
             raise JobError(f"'{key}' must be true or false, got {job[key]!r}")
+    if job["uncertainty"] not in UNCERTAINTY_HEADS:
+        raise JobError(f"unknown uncertainty {job['uncertainty']!r}; expected one of {', '.join(UNCERTAINTY_HEADS)}")
+    if job["task_type"] not in UNCERTAINTY_HEADS[job["uncertainty"]]:
+        raise JobError(f"uncertainty {job['uncertainty']!r} does not apply to {job['task_type']}")
+    if not _is_int(job["mc_dropout_samples"]) or job["mc_dropout_samples"] < 0:
+        raise JobError(f"'mc_dropout_samples' must be an integer >= 0, got {job['mc_dropout_samples']!r}")
+    if job["mc_dropout_samples"] and job["dropout"] == 0:
+        raise JobError("'mc_dropout_samples' needs dropout > 0")
 
     split = job["split"]
     if not isinstance(split, dict):
@@ -389,7 +404,13 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         agg = cnn.SumAggregation()
     else:
         agg = cnn.NormAggregation(norm=100.0)  # chemprop train's --aggregation-norm default
-    if job["task_type"] == "regression":
+    if job["uncertainty"] == "mve":
+        ffn_cls = cnn.MveFFN  # Gaussian NLL; predicts (mean, variance), unscaled
+    elif job["uncertainty"] == "evidential":
+        ffn_cls = cnn.EvidentialFFN  # Amini et al.'s loss (v_kl 0.2); predicts (mean, v, alpha, beta)
+    elif job["uncertainty"] == "dirichlet":
+        ffn_cls = cnn.BinaryDirichletFFN  # Sensoy et al.'s loss (v_kl 0.2); predicts (p, 2 / S)
+    elif job["task_type"] == "regression":
         ffn_cls = cnn.RegressionFFN  # MSE loss on standardized targets
     else:
         ffn_cls = cnn.BinaryClassificationFFN  # BCE loss, sigmoid outputs when predicting
@@ -484,20 +505,52 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
             deterministic=job["deterministic"],
         )
 
-        def predict(dset) -> list[list[float | None]]:
+        def moments(preds: Any) -> tuple[Any, Any]:
+            """(mean, variance or None) from the predictor's output (B, T[, k])."""
+            preds = preds.double()
+            kind = job["uncertainty"]
+            if kind == "mve":
+                return preds[..., 0], preds[..., 1]
+            if kind == "evidential":
+                # the total variance, chemprop's EvidentialTotalEstimator: (1 + 1/v) beta / (alpha - 1)
+                mean, v, alpha, beta = preds.unbind(-1)
+                return mean, (1 + 1 / v) * beta / (alpha - 1)
+            if kind == "dirichlet":
+                p, u = preds.unbind(-1)  # u = 2 / S
+                return p, p * (1 - p) / (2 / u + 1)  # the Beta's variance
+            return (preds[..., 0] if preds.dim() == 3 else preds), None
+
+        def predict(dset) -> tuple[list[list[float | None]], list[list[float | None]] | None]:
             if dset is None:
-                return []
+                return [], None
+            if job["mc_dropout_samples"]:
+                # MC dropout: dropout layers on at prediction, every other module in eval mode; the
+                # draws' mean and variance (plus the head's own variance)
+                best_model.eval()
+                for m in best_model.modules():
+                    if isinstance(m, torch.nn.Dropout):
+                        m.train()
+                torch.manual_seed(job["seed"])
+                draws = []
+                with torch.no_grad():
+                    for _ in range(job["mc_dropout_samples"]):
+                        outs = [best_model(b.bmg, b.V_d, b.X_d) for b in predict_loader(dset)]
+                        draws.append(moments(torch.cat(outs, 0)))
+                best_model.eval()
+                means = torch.stack([d[0] for d in draws])
+                var = means.var(0)
+                if draws[0][1] is not None:
+                    var = var + torch.stack([d[1] for d in draws]).mean(0)
+                return _rows_as_lists(means.mean(0).numpy()), _rows_as_lists(var.numpy())
             out = predictor.predict(
                 best_model, dataloaders=predict_loader(dset), **LIGHTNING_26_COMPAT_ARGS
             )
-            preds = torch.cat(out, 0)
-            if best_model.predictor.n_targets > 1:
-                preds = preds[..., 0]
-            return _rows_as_lists(preds.double().numpy())
+            mean, var = moments(torch.cat(out, 0))
+            return _rows_as_lists(mean.numpy()), (None if var is None else _rows_as_lists(var.numpy()))
 
         t_pred = time.perf_counter()
-        val_predictions = predict(val_dset)
-        test_predictions = predict(test_dset)
+        val_predictions, val_variances = predict(val_dset)
+        test_predictions, test_variances = predict(test_dset)
         predict_seconds = time.perf_counter() - t_pred
 
     secs = timer.seconds
@@ -528,6 +581,9 @@ def run(job: dict[str, Any]) -> dict[str, Any]:
         "val_losses": timer.val_losses,
         "val_predictions": val_predictions,
         "test_predictions": test_predictions,
+        # predicted variances in target units^2 (uncertainty heads, MC dropout); None otherwise
+        "val_variances": val_variances,
+        "test_variances": test_variances,
         "val_rows": kept["val"],
         "test_rows": kept["test"],
         "n_parameters": n_parameters,

@@ -218,7 +218,7 @@ def run_hpopt(
     import optuna
 
     from molgraph.registry import METHODS
-    from molgraph.train.runner import method_of, run_training, validate_config, write_csv, write_json
+    from molgraph.train.runner import method_of, run_training, validate_config, write_json
 
     if trials < 1:
         raise ValueError(f"trials must be >= 1, got {trials}")

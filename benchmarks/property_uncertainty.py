@@ -1,0 +1,334 @@
+"""Property benchmark, uncertainty rows: each uncertainty method of molgraph against chemprop v2's same
+method on the same split files, and the per-epoch speed of ``--compile``.
+
+Part ``uncertainty`` (``--datasets``, ``--methods``, ``--seeds``): for every (dataset, method, seed)
+
+1. ``molgraph train --config models/dmpnn_<dataset>.toml`` with the anchor's split, the seed, the
+   method (``--uncertainty mve|evidential|dirichlet|mc-dropout``, or ``--ensemble-size K`` for
+   ``ensemble``) and a calibration fitted on the validation split (``zscale`` for regression,
+   ``platt`` for classification), graph only (the recipe's molecule features are dropped, for
+   both libraries);
+2. chemprop v2 through ``benchmarks/chemprop_runner.py`` on the same split rows (the molgraph run's
+   ``splits.json``), seed and recipe settings, with its own head of the same name (``MveFFN``,
+   ``EvidentialFFN``, ``BinaryDirichletFFN``), MC dropout (dropout layers on at prediction) or K
+   runs with seeds ``seed .. seed + K - 1`` for the ensemble;
+3. both scored by the same code (``molgraph.train.metrics``, ``molgraph.train.uncertainty_metrics``):
+   test RMSE or ROC-AUC; NLL; miscalibration area (regression) or ECE and Brier (classification);
+   Spearman of |error| with the std; uncalibrated ("raw") and after the same calibration fitted on
+   each library's own validation predictions.
+
+The script checks itself: both libraries must have scored the same test rows, and molgraph's
+``test_predictions.csv`` must give back the RMSE / ROC-AUC its ``metrics.json`` reports.
+
+Part ``compile`` (``--compile-models``): ``molgraph train`` on Lipophilicity for ``--compile-epochs``
+epochs with and without ``--compile``, interleaved; the median seconds per training epoch after
+the first (the first pays for compilation) and the process wall time.
+
+Usage::
+
+    python benchmarks/property_uncertainty.py --parts uncertainty --datasets esol --methods mve --seeds 0 \\
+        --chemprop-python .venv-chemprop/bin/python --epochs 30
+    python benchmarks/property_uncertainty.py --parts compile --compile-models dmpnn gin
+
+Results: ``benchmarks/results/property_uncertainty.json`` (merged by part, see ``_harness.py``),
+and a Markdown table on stdout.
+"""
+
+from __future__ import annotations
+
+import argparse
+import json
+import os
+import subprocess
+import sys
+import tempfile
+import time
+from pathlib import Path
+from typing import Any
+
+import numpy as np
+
+ROOT = Path(__file__).resolve().parents[1]
+sys.path.insert(0, str(ROOT))
+sys.path.insert(0, str(ROOT / "benchmarks"))
+
+import _harness as harness  # noqa: E402
+
+# dataset -> (split, task type); the splits of the property benchmark's anchors (benchmarks/property.py)
+DATASETS = {
+    "esol": ("random", "regression"),
+    "freesolv": ("random", "regression"),
+    "lipophilicity": ("balanced_scaffold", "regression"),
+    "bbbp": ("balanced_scaffold", "classification"),
+}
+METHODS = {"regression": ("mve", "evidential", "ensemble", "mc-dropout"),
+           "classification": ("dirichlet", "ensemble", "mc-dropout")}
+CALIBRATION = {"regression": "zscale", "classification": "platt"}
+MC_DROPOUT = 0.1  # dropout of the MC-dropout runs (the recipes have none)
+MC_SAMPLES = 10
+# the recipe keys chemprop_runner takes (job key -> recipe key), as benchmarks/property.py reads them
+CHEMPROP_FROM_RECIPE = {"batch_size": "batch_size", "hidden_dim": "hidden_dim", "depth": "depth",
+                        "ffn_hidden_dim": "ffn_hidden_dim", "ffn_layers": "ffn_layers", "dropout": "dropout",
+                        "aggregation": "readout", "warmup_epochs": "warmup_epochs", "init_lr": "init_lr",
+                        "max_lr": "max_lr", "final_lr": "final_lr"}
+
+
+def _env() -> dict[str, str]:
+    env = dict(os.environ)
+    env.update(OMP_NUM_THREADS="1", MKL_NUM_THREADS="1", PYTHONWARNINGS="ignore")
+    return env
+
+
+def graph_only_recipe(dataset: str, workdir: Path) -> tuple[Path, dict[str, Any]]:
+    """``models/dmpnn_<dataset>.toml`` without its molecule features (both libraries see graphs only)."""
+    import tomli_w
+
+    recipe = harness.load_recipe(f"dmpnn_{dataset}", required=["epochs", *CHEMPROP_FROM_RECIPE.values()])
+    kept = {k: v for k, v in recipe.items() if k != "molecule_featurizers"}
+    path = workdir / f"dmpnn_{dataset}.graph_only.toml"
+    path.write_text(tomli_w.dumps(kept))
+    return path, kept
+
+
+def method_flags(method: str, ensemble_size: int) -> list[str]:
+    if method == "ensemble":
+        return ["--ensemble-size", str(ensemble_size)]
+    if method == "mc-dropout":
+        return ["--uncertainty", "mc-dropout", "--dropout", str(MC_DROPOUT), "--mc-dropout-samples", str(MC_SAMPLES)]
+    return ["--uncertainty", method]
+
+
+def run_molgraph(dataset: str, method: str, seed: int, recipe_path: Path, epochs: int, ensemble_size: int,
+                 workdir: Path) -> dict[str, Any]:
+    split, task_type = DATASETS[dataset]
+    run_dir = workdir / f"molgraph-{dataset}-{method}-seed{seed}"
+    cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--config", str(recipe_path), "--dataset", dataset,
+           "--split", split, "--data-seed", str(seed), "--seed", str(seed), "--epochs", str(epochs),
+           "--calibration", CALIBRATION[task_type], "--accelerator", "cpu", "--no-progress", "--quiet",
+           "-o", str(run_dir), *method_flags(method, ensemble_size)]
+    t0 = time.perf_counter()
+    proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"molgraph train failed ({dataset}, {method}, seed {seed}):\n{proc.stderr[-3000:]}")
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    primary = metrics["primary_metric"]
+    # self-check: the written test predictions give back the reported primary metric
+    import pandas as pd
+
+    from molgraph.train.metrics import compute_metrics
+
+    pred = pd.read_csv(run_dir / "test_predictions.csv")
+    target = [c for c in pred.columns if f"{c}_pred" in pred.columns]
+    again = compute_metrics(pred[[f"{t}_pred" for t in target]].to_numpy(), pred[target].to_numpy(), task_type,
+                            [primary], target)[primary]
+    if not np.isclose(again, metrics["test"][primary], rtol=1e-6, atol=1e-9):
+        raise RuntimeError(f"{run_dir}: test_predictions.csv gives {primary} {again}, metrics.json {metrics['test'][primary]}")
+    unc = metrics["uncertainty"]["test"]
+    return {"run_dir": str(run_dir), "wall_seconds": time.perf_counter() - t0, primary: metrics["test"][primary],
+            "raw": unc["raw"], "calibrated": unc.get("calibrated"), "method": metrics["uncertainty"]["method"],
+            "test_rows": sorted(int(r) for r in pred["row"])}
+
+
+def _chemprop_job(python: str, dataset: str, run_dir: Path, seed: int, settings: dict[str, Any], epochs: int,
+                  workdir: Path, tag: str, **extra: Any) -> dict[str, Any]:
+    from molgraph.data.registry import dataset_path, get_card
+
+    card = get_card(dataset)
+    splits = json.loads((run_dir / "splits.json").read_text())
+    job = {"csv": str(dataset_path(dataset)), "smiles_column": card.smiles_column,
+           "target_columns": list(card.target_columns), "task_type": card.task_type,
+           "split": {k: splits[k] for k in ("train", "val", "test")}, "seed": seed, "threads": 1,
+           "epochs": epochs, **settings, **extra}
+    job_path, out_path = workdir / f"chemprop-{tag}.job.json", workdir / f"chemprop-{tag}.out.json"
+    job_path.write_text(json.dumps(job))
+    proc = subprocess.run([python, str(ROOT / "benchmarks" / "chemprop_runner.py"), str(job_path), str(out_path)],
+                          cwd=ROOT, env=_env(), capture_output=True, text=True)
+    if proc.returncode != 0:
+        raise RuntimeError(f"chemprop failed ({tag}):\n{proc.stderr[-3000:]}")
+    return json.loads(out_path.read_text())
+
+
+def run_chemprop(python: str, dataset: str, method: str, seed: int, run_dir: Path, settings: dict[str, Any],
+                 epochs: int, ensemble_size: int, workdir: Path) -> dict[str, Any]:
+    """chemprop's same method on the molgraph run's split; scored like molgraph's."""
+    from molgraph.data.registry import dataset_path, get_card
+    from molgraph.data.table import read_molecule_table
+    from molgraph.train.calibration import fit_calibrator
+    from molgraph.train.metrics import compute_metrics, default_metrics
+    from molgraph.train.uncertainty_metrics import uncertainty_metrics
+
+    card = get_card(dataset)
+    task_type = card.task_type
+    t0 = time.perf_counter()
+    tag = f"{dataset}-{method}-seed{seed}"
+    if method == "ensemble":
+        outs = [_chemprop_job(python, dataset, run_dir, seed + k, settings, epochs, workdir, f"{tag}-m{k}")
+                for k in range(ensemble_size)]
+    elif method == "mc-dropout":
+        outs = [_chemprop_job(python, dataset, run_dir, seed, {**settings, "dropout": MC_DROPOUT}, epochs, workdir, tag,
+                              mc_dropout_samples=MC_SAMPLES)]
+    else:
+        outs = [_chemprop_job(python, dataset, run_dir, seed, settings, epochs, workdir, tag, uncertainty=method)]
+    table = read_molecule_table(dataset_path(dataset), card.smiles_column, list(card.target_columns))
+    parts = {}
+    for part in ("val", "test"):
+        rows = outs[0][f"{part}_rows"]
+        if any(o[f"{part}_rows"] != rows for o in outs):
+            raise RuntimeError(f"chemprop {tag}: the ensemble members scored different {part} rows")
+        means = np.stack([np.asarray(o[f"{part}_predictions"], dtype=float) for o in outs])
+        var = None
+        if outs[0][f"{part}_variances"] is not None:
+            var = np.mean([np.asarray(o[f"{part}_variances"], dtype=float) for o in outs], axis=0)
+        if len(outs) > 1:
+            spread = means.var(axis=0, ddof=1)
+            var = spread if var is None else var + spread
+        y = table.targets[np.asarray(rows, dtype=np.int64)]
+        parts[part] = (y, means.mean(axis=0), None if var is None else np.sqrt(var), rows)
+    primary = default_metrics(task_type)[0]
+    y, mean, std, rows = parts["test"]
+    cal = fit_calibrator(CALIBRATION[task_type], task_type, parts["val"][0], parts["val"][1], parts["val"][2])
+    cmean, cstd = (mean, cal.apply_std(std)) if task_type == "regression" else (cal.apply_prob(mean), std)
+    return {"wall_seconds": time.perf_counter() - t0, primary: compute_metrics(mean, y, task_type, [primary])[primary],
+            "raw": uncertainty_metrics(task_type, y, mean, std), "calibrated": uncertainty_metrics(task_type, y, cmean, cstd),
+            "chemprop_version": outs[0]["chemprop_version"], "test_rows": sorted(int(r) for r in rows)}
+
+
+def _summary(values: list[float]) -> dict[str, float]:
+    arr = np.asarray([v for v in values if v is not None and np.isfinite(v)], dtype=float)
+    if arr.size == 0:
+        return {"mean": float("nan"), "std": float("nan"), "n": 0}
+    return {"mean": float(arr.mean()), "std": float(arr.std(ddof=1)) if arr.size > 1 else 0.0, "n": int(arr.size)}
+
+
+def summarize(entry: dict[str, Any], task_type: str) -> dict[str, Any]:
+    """Mean and sd over seeds of every number of both libraries."""
+    primary = "rmse" if task_type == "regression" else "roc_auc"
+    keys = ("nll", "miscalibration_area", "spearman") if task_type == "regression" else ("ece", "brier", "nll")
+    out: dict[str, Any] = {}
+    for lib in ("molgraph", "chemprop"):
+        runs = [r[lib] for r in entry["seeds"].values() if lib in r]
+        if not runs:
+            continue
+        s = {primary: _summary([r[primary] for r in runs])}
+        for stage in ("raw", "calibrated"):
+            s[stage] = {k: _summary([(r.get(stage) or {}).get(k) for r in runs]) for k in keys}
+        out[lib] = s
+    return out
+
+
+def table(results: dict[str, Any]) -> list[str]:
+    lines = ["| dataset (split) | method | library | seeds | test RMSE / ROC-AUC | NLL raw | NLL cal. | "
+             "miscal. area or ECE, raw | same, calibrated | Spearman or Brier, raw |",
+             "|---|---|---|---|---|---|---|---|---|---|"]
+
+    def cell(s: dict[str, float]) -> str:
+        return "-" if not s or s["n"] == 0 else (f"{s['mean']:.3f} ± {s['std']:.3f}" if s["n"] > 1 else f"{s['mean']:.3f}")
+
+    for dataset, methods in results.get("uncertainty", {}).items():
+        split, task_type = DATASETS[dataset]
+        primary = "rmse" if task_type == "regression" else "roc_auc"
+        cal_key = "miscalibration_area" if task_type == "regression" else "ece"
+        third = "spearman" if task_type == "regression" else "brier"
+        for method, entry in methods.items():
+            for lib, s in entry.get("summary", {}).items():
+                lines.append(f"| {dataset} ({split}) | {method} | {lib} | {s[primary]['n']} | {cell(s[primary])} | "
+                             f"{cell(s['raw']['nll'])} | {cell(s['calibrated']['nll'])} | {cell(s['raw'][cal_key])} | "
+                             f"{cell(s['calibrated'][cal_key])} | {cell(s['raw'][third])} |")
+    if "compile" in results:
+        lines += ["", "| model | compile | epochs | median s / epoch after the first | wall s |", "|---|---|---|---|---|"]
+        for model, runs in results["compile"].items():
+            for r in runs:
+                lines.append(f"| {model} | {r['compile']} | {r['epochs']} | {r['epoch_seconds_median']:.2f} | "
+                             f"{r['wall_seconds']:.1f} |")
+    return lines
+
+
+def part_uncertainty(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
+    parts = []
+    for dataset in args.datasets:
+        split, task_type = DATASETS[dataset]
+        recipe_path, recipe = graph_only_recipe(dataset, workdir)
+        epochs = args.epochs or int(recipe["epochs"])
+        settings = {job: recipe[key] for job, key in CHEMPROP_FROM_RECIPE.items()}
+        settings["warmup_epochs"] = int(float(settings["warmup_epochs"]))
+        for method in args.methods:
+            if method not in METHODS[task_type]:
+                continue
+            entry: dict[str, Any] = {"seeds": {}}
+            for seed in args.seeds:
+                print(f"[{time.strftime('%H:%M:%S')}] {dataset} {method} seed {seed}", file=sys.stderr, flush=True)
+                ours = run_molgraph(dataset, method, seed, recipe_path, epochs, args.ensemble_size, workdir)
+                run = {"molgraph": ours}
+                if args.chemprop_python:
+                    theirs = run_chemprop(args.chemprop_python, dataset, method, seed, Path(ours["run_dir"]), settings,
+                                          epochs, args.ensemble_size, workdir)
+                    if theirs["test_rows"] != ours["test_rows"]:
+                        raise RuntimeError(f"{dataset} {method} seed {seed}: the libraries scored different test rows")
+                    run["chemprop"] = theirs
+                for r in run.values():
+                    r.pop("test_rows", None)
+                entry["seeds"][str(seed)] = run
+            entry["summary"] = summarize(entry, task_type)
+            settings_rec = {"dataset": dataset, "split": split, "method": method, "epochs": epochs,
+                            "seeds": list(args.seeds), "calibration": CALIBRATION[task_type],
+                            "ensemble_size": args.ensemble_size if method == "ensemble" else None,
+                            "mc_dropout": {"dropout": MC_DROPOUT, "samples": MC_SAMPLES} if method == "mc-dropout" else None,
+                            "recipe": f"models/dmpnn_{dataset}.toml without molecule_featurizers"}
+            parts.append(harness.Part(("uncertainty", dataset, method), entry, settings_rec))
+    return parts
+
+
+def part_compile(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
+    runs: dict[str, list[dict[str, Any]]] = {m: [] for m in args.compile_models}
+    for repeat in range(args.compile_repeats):
+        for model in args.compile_models:
+            for compiled in (False, True):
+                run_dir = workdir / f"compile-{model}-{compiled}-{repeat}"
+                cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--dataset", "lipophilicity", "--model", model,
+                       "--epochs", str(args.compile_epochs), "--accelerator", "cpu", "--no-progress", "--quiet",
+                       "-o", str(run_dir), *(["--compile"] if compiled else [])]
+                print(f"[{time.strftime('%H:%M:%S')}] compile {model} {compiled} repeat {repeat}", file=sys.stderr, flush=True)
+                t0 = time.perf_counter()
+                proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+                if proc.returncode != 0:
+                    raise RuntimeError(f"compile run failed:\n{proc.stderr[-3000:]}")
+                m = json.loads((run_dir / "metrics.json").read_text())
+                runs[model].append({"compile": compiled, "repeat": repeat, "epochs": args.compile_epochs,
+                                    "epoch_seconds_median": m["timing"]["train_epoch_seconds_median"],
+                                    "wall_seconds": time.perf_counter() - t0, "test_rmse": m["test"]["rmse"]})
+    return [harness.Part(("compile", model), r, {"dataset": "lipophilicity", "split": "random", "epochs": args.compile_epochs,
+                                                 "threads": 1}) for model, r in runs.items()]
+
+
+def main(argv: list[str] | None = None) -> int:
+    ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
+    ap.add_argument("--parts", nargs="+", default=["uncertainty"], choices=("uncertainty", "compile"))
+    ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
+    ap.add_argument("--methods", nargs="+", default=["mve", "evidential", "dirichlet", "ensemble", "mc-dropout"],
+                    choices=("mve", "evidential", "dirichlet", "ensemble", "mc-dropout"))
+    ap.add_argument("--seeds", nargs="+", type=int, default=[0, 1, 2])
+    ap.add_argument("--epochs", type=int, default=None, help="training epochs (default: the recipe's)")
+    ap.add_argument("--ensemble-size", type=int, default=5)
+    ap.add_argument("--chemprop-python", default=None, help="chemprop's interpreter (.venv-chemprop/bin/python)")
+    ap.add_argument("--compile-models", nargs="+", default=["dmpnn", "gin"])
+    ap.add_argument("--compile-epochs", type=int, default=4)
+    ap.add_argument("--compile-repeats", type=int, default=1)
+    ap.add_argument("--workdir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
+    ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property_uncertainty.json")
+    args = ap.parse_args(argv)
+    run = harness.start_run(argv, script="benchmarks/property_uncertainty.py", output=args.out)
+    with tempfile.TemporaryDirectory(prefix="bench_uq_") as tmp:
+        workdir = args.workdir or Path(tmp)
+        workdir.mkdir(parents=True, exist_ok=True)
+        parts: list[harness.Part] = []
+        if "compile" in args.parts:
+            parts += part_compile(args, workdir)
+        if "uncertainty" in args.parts:
+            parts += part_uncertainty(args, workdir)
+        results = harness.update_results(args.out, parts, run, benchmark="property_uncertainty")
+    print("\n".join(table(results)))
+    return 0
+
+
+if __name__ == "__main__":
+    sys.exit(main())
