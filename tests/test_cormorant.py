@@ -344,3 +344,24 @@ def test_learns_rmd17_ethanol_energies_and_forces(data_root):
     # measured: force MAE 8.3 vs 19.8 kcal/mol/A, energy MAE 2.3 vs 3.1 kcal/mol (60 steps learn forces first)
     assert m["force_mae"] < 0.5 * zero_force_mae, (m, zero_force_mae)
     assert m["mae"] < 0.8 * mean_energy_mae, (m, mean_energy_mae)
+
+
+def test_species_offsets_exact():
+    """The per-species fit recovers exact per-atom energies; offsets and standardize agree with it."""
+    from molgraph.methods.cormorant.task import Standardizer
+
+    counts = np.array([[4, 1], [2, 2], [6, 2], [0, 1]], dtype=float)  # (H, C) per molecule
+    y = counts @ np.array([-0.5, -38.0]) + 3.0 + np.array([0.1, -0.1, 0.1, -0.1])
+    s = Standardizer.fit(y, counts, [1, 6])
+    assert s.species == [1, 6] and np.allclose(s.coef, [-0.5, -38.0], atol=0.1) and s.std < 0.11
+
+    class B:
+        z = torch.tensor([6, 1, 1, 1, 1, 6, 6, 1, 1])
+        batch = torch.tensor([0, 0, 0, 0, 0, 1, 1, 1, 1])
+        num_graphs = 2
+
+    off = s.offsets(B.z, B.batch, 2)
+    x = np.array([[4, 1, 1], [2, 2, 1]], dtype=float)
+    assert torch.allclose(off, torch.tensor(x @ np.array([*s.coef, s.mean])), atol=1e-12)
+    t = torch.tensor(y[:2])
+    assert torch.allclose(s.standardize(t, B()), (t - off) / s.std)

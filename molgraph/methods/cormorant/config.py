@@ -84,6 +84,10 @@ class CormorantNetworkSettings:
 
 @dataclass
 class CormorantObjectiveSettings:
+    offsets: str = setting("species", choices=("species", "none"),
+                           help="species: subtract a least-squares fit on the per-species atom counts (training "
+                                "part) before standardizing; none: the reference's plain standardization "
+                                "(default species)")
     forces: bool | None = setting(None, help="train on forces too (rMD17 only)", default_text="on for rmd17")
     force_weight: float = setting(10.0, help="weight of the force MSE (both in units of the energy's training "
                                              "standard deviation; default 10)", minimum=0)

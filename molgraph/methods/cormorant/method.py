@@ -107,6 +107,15 @@ def prepare_data(config: CormorantConfig) -> CormorantData:
                           "n_train": a, "n_valid": b - a, "n_test": n - b, "subset_seed": config.subset_seed})
 
 
+def species_counts(graphs: Any, species: list[int]) -> np.ndarray:
+    """``(num_graphs, S)`` float64: atoms of each species (in ``species`` order) per graph."""
+    z = graphs.field("z").numpy()
+    ptr = graphs.atom_ptr.numpy()
+    mol = np.repeat(np.arange(len(ptr) - 1), np.diff(ptr))
+    return np.stack([np.bincount(mol, weights=(z == s).astype(np.float64), minlength=len(ptr) - 1)
+                     for s in species], axis=1)
+
+
 def average_neighbors(graphs: Any, rows: np.ndarray) -> float:
     """Mean number of radius-graph neighbours per atom over the graphs ``rows``."""
     edges = float(graphs.num_edges[rows].sum())
@@ -172,7 +181,11 @@ class CormorantMethod(Method):
         say(f"data: {d['dataset']} {config.target if d['dataset'] == 'qm9' else config.molecule}: train {len(data.train)}, "
             f"valid {len(data.val)}, test {len(data.test)} ({data.unit})")
         y = data.graphs.field(data.field).reshape(len(data.graphs), -1)[:, 0].numpy()
-        scale = Standardizer.fit(y[data.train])
+        if config.offsets == "species":
+            counts = species_counts(data.graphs, data.species)
+            scale = Standardizer.fit(y[data.train], counts[data.train], data.species)
+        else:
+            scale = Standardizer.fit(y[data.train])
         forces = uses_forces(config)
         activation = config.activation if config.activation != "auto" else ("silu" if forces else "leakyrelu")
         fields = ("z", "pos", data.field) + (("forces",) if forces else ())
@@ -225,6 +238,8 @@ class CormorantMethod(Method):
             "forces": bool(prepared.forces),
             "mean": float(prepared.scale.mean),
             "std": float(prepared.scale.std),
+            "offset_species": list(prepared.scale.species or []),
+            "offset_coef": list(prepared.scale.coef or []),
             "cutoff": float(config.cutoff),
         }
         return results, section

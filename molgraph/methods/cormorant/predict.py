@@ -127,18 +127,21 @@ class CormorantPredictor:
 
     Args:
         model: :class:`~molgraph.methods.cormorant.model.CormorantNet`.
-        mean, std: the target's training mean and standard deviation (target units).
+        mean, std: the target's training intercept and standard deviation (target units).
+        offset_species, offset_coef: per-species offsets (see :class:`~molgraph.methods.cormorant.task.Standardizer`).
         target, unit: name and unit of the prediction.
         cutoff: radius graph cutoff, angstrom.
         forces: whether the model was trained on forces (forces are available either way).
     """
 
     def __init__(self, model: Any, *, mean: float, std: float, target: str, unit: str, cutoff: float,
-                 forces: bool = False):
+                 forces: bool = False, offset_species: list[int] | None = None,
+                 offset_coef: list[float] | None = None):
         from molgraph.methods.cormorant.task import Standardizer
 
         self.model = model.eval()
-        self.scale = Standardizer(float(mean), float(std))
+        self.scale = Standardizer(float(mean), float(std), list(offset_species) if offset_species else None,
+                                  list(offset_coef) if offset_coef else None)
         self.target, self.unit, self.cutoff, self.trained_on_forces = target, unit, float(cutoff), bool(forces)
 
     @classmethod
@@ -149,7 +152,8 @@ class CormorantPredictor:
         model = CormorantNet(cfg.pop("species"), **cfg)
         model.load_state_dict(payload["members"][0])
         return cls(model, mean=section["mean"], std=section["std"], target=section["target"], unit=section["unit"],
-                   cutoff=section["cutoff"], forces=section.get("forces", False))
+                   cutoff=section["cutoff"], forces=section.get("forces", False),
+                   offset_species=section.get("offset_species"), offset_coef=section.get("offset_coef"))
 
     def check(self, z: np.ndarray, pos: np.ndarray) -> str | None:
         """Why the structure cannot be predicted, or None."""
