@@ -41,8 +41,8 @@ class CGCFConfig:
     rtol: float = _f(1e-5, "dopri5 relative tolerance")
     # distance geometry
     dg_weight_base: float = _f(0.5, "weight of an order-k edge in the least squares: base ** (k - 1)")
-    dg_steps: int = _f(300, "Adam steps of the weighted least squares (then a 100-step L-BFGS polish)")
-    dg_restarts: int = _f(8, "starts per conformer in the least squares (the lowest objective is kept)")
+    dg_steps: int = _f(200, "Adam steps of the weighted least squares (then a 100-step L-BFGS polish)")
+    dg_restarts: int = _f(4, "starts per conformer in the least squares (the lowest objective is kept)")
     # energy model (noise-contrastive estimation against the frozen flow)
     energy_hidden: int = _f(64, "width of the SchNet-style energy network")
     energy_layers: int = _f(3, "interaction blocks of the energy network")

@@ -6,7 +6,10 @@ For K sets of edge distances of one molecule (K conformers), minimise per confor
 
 from a few starts per conformer (classical MDS of the distance matrix completed by shortest paths
 over the given distances, in 4D, plus perturbed copies): Adam in 4D with the fourth coordinate
-squeezed out, an L-BFGS polish in 3D, and the start with the lowest objective kept. The objective is mirror-symmetric, so about half of the solutions of a
+squeezed out, an L-BFGS polish in 3D, and the start with the lowest objective kept. Many
+molecules are solved as one disjoint problem (:func:`embed_many`); Adam keeps them independent,
+the L-BFGS polish shares its line search across the batch, so a conformer can differ in the last
+digits with the batch it was solved in (the CLI and benchmark batch in a fixed order). The objective is mirror-symmetric, so about half of the solutions of a
 molecule with stereocentres have the wrong handedness. Each specified tetrahedral centre (RDKit
 chiral tags of the input, see :mod:`molgraph.conformers.stereo`) is checked with RDKit on every
 conformer; conformers whose centres are all wrong are mirrored; conformers with a mix are solved
@@ -231,11 +234,16 @@ def embed_many(jobs: list[tuple[Chem.Mol, ExtendedGraph, np.ndarray]], *, weight
             full[~np.isfinite(full)] = full[np.isfinite(full)].max() + 1.0
             mds[p.offsets[c]:p.offsets[c] + g.n_atoms] = classical_mds(full, 4)
             c += 1
-    # restarts: the MDS start and perturbed copies; the noise comes from a generator seeded by
-    # the distances themselves, so the same distances always embed the same way
-    key = np.frombuffer(np.round(np.concatenate([d.ravel() for d in dists]), 6).tobytes(), dtype=np.uint32)
-    rng = np.random.default_rng(int(key.sum(dtype=np.uint64)))
-    starts = np.stack([mds] + [mds + rng.normal(0.0, 1.0, mds.shape) for _ in range(restarts - 1)])
+    # restarts: the MDS start and perturbed copies; each job's noise comes from a generator seeded
+    # by its own distances, so a molecule's starts do not depend on the other jobs of the batch
+    starts = np.repeat(mds[None], restarts, axis=0)
+    c = 0
+    for j, (g, d) in enumerate(zip(graphs, dists)):
+        key = np.frombuffer(np.round(d.ravel(), 6).tobytes(), dtype=np.uint32)
+        rng = np.random.default_rng(int(key.sum(dtype=np.uint64)))
+        lo, hi = p.offsets[c], p.offsets[c] + g.n_atoms * len(d)
+        starts[1:, lo:hi] += rng.normal(0.0, 1.0, (restarts - 1, hi - lo, 4))
+        c += len(d)
     flat = _solve(starts, p, steps)
     out, c = [], 0
     for g, d in zip(graphs, dists):

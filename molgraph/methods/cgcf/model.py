@@ -95,7 +95,7 @@ class CGCFModel:
         return d.reshape(k, graph.n_edges).numpy().astype(np.float64)
 
     def log_prob(self, graph: ExtendedGraph, pos: torch.Tensor, generator: torch.Generator, *, probes: int = 2,
-                 solver: str | None = None, create_graph: bool = False) -> torch.Tensor:
+                 solver: str | None = None, create_graph: bool = False, steps: int | None = None) -> torch.Tensor:
         """(K,) flow log-density of the extended-graph distances of ``pos`` (K, n, 3).
 
         Hutchinson's estimate with ``probes`` Gaussian probes, the same probes for every
@@ -106,10 +106,12 @@ class CGCFModel:
         batch = collate([graph] * K)
         d = edge_distances(pos.reshape(-1, 3).to(torch.float32), batch.edges)
         total = torch.zeros(K)
+        kw = self._solver_kw(solver or "rk4")
+        if steps is not None:
+            kw["steps"] = steps
         for _ in range(probes):
             probe = torch.randn(graph.n_edges, generator=generator).repeat(K)
-            total = total + self.flow.log_prob(d, batch, trace="hutchinson", probe=probe, create_graph=create_graph,
-                                               **self._solver_kw(solver or "rk4"))
+            total = total + self.flow.log_prob(d, batch, trace="hutchinson", probe=probe, create_graph=create_graph, **kw)
         return total / probes
 
     def energy_of(self, graph: ExtendedGraph, pos: torch.Tensor) -> torch.Tensor:
@@ -152,7 +154,8 @@ class CGCFModel:
         x = torch.from_numpy(pos).float()
         for _ in range(steps):
             x = x.detach().requires_grad_(True)
-            s = self.log_prob(graph, x, generator, probes=1, solver="rk4", create_graph=True)
+            s = self.log_prob(graph, x, generator, probes=1, solver="rk4", create_graph=True,
+                              steps=self.config.train_steps)
             if self.energy is not None:
                 s = s - self.energy_of(graph, x)
             (grad,) = torch.autograd.grad(s.sum(), x)
@@ -169,34 +172,50 @@ class CGCFModel:
         Raises:
             ValueError: an unsupported bond type or element (named), or ``n_confs < 1``.
         """
+        return self.generate_many([mol], n_confs, seed=seed, langevin_steps=langevin_steps, solver=solver)[0]
+
+    def generate_many(self, mols: list[Chem.Mol], n_confs: int, *, seed: int = 0, langevin_steps: int | None = None,
+                      solver: str | None = None) -> list[Generated]:
+        """:meth:`generate` for several molecules, their distance geometry solved as one batch.
+
+        Each molecule's flow samples and Langevin noise come from its own generator; the batch
+        only shares the L-BFGS polish of the distance geometry (see :mod:`.distgeom`).
+        """
+        from molgraph.conformers.stereo import stereo_spec
+        from molgraph.methods.cgcf.distgeom import _check, embed_many
+
         if n_confs < 1:
             raise ValueError(f"n_confs must be >= 1, got {n_confs}")
         t0 = time.perf_counter()
-        if any(a.GetNumImplicitHs() for a in mol.GetAtoms()):
-            mol = Chem.AddHs(mol)
-        bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetAtomicNum() >= 100})
-        if bad:
-            raise ValueError(f"elements {bad} are outside the embedding table (Z < 100)")
-        graph = extended_graph(mol, self.config.max_hops, conf_id=-2)
-        s = rdkit_seed(seed, molecule_key(mol))
-        gen = torch.Generator().manual_seed(s)
-        d = self.sample_distances(graph, n_confs, gen, solver)
-        pos, report = embed_distances(mol, graph, d, weight_base=self.config.dg_weight_base,
-                                      steps=self.config.dg_steps, restarts=self.config.dg_restarts)
+        prepared = []
+        for mol in mols:
+            if any(a.GetNumImplicitHs() for a in mol.GetAtoms()):
+                mol = Chem.AddHs(mol)
+            bad = sorted({a.GetSymbol() for a in mol.GetAtoms() if a.GetAtomicNum() >= 100})
+            if bad:
+                raise ValueError(f"elements {bad} are outside the embedding table (Z < 100)")
+            graph = extended_graph(mol, self.config.max_hops, conf_id=-2)
+            s = rdkit_seed(seed, molecule_key(mol))
+            gen = torch.Generator().manual_seed(s)
+            prepared.append((mol, graph, s, gen, self.sample_distances(graph, n_confs, gen, solver)))
+        embedded = embed_many([(m, g, d) for m, g, _, _, d in prepared], weight_base=self.config.dg_weight_base,
+                              steps=self.config.dg_steps, restarts=self.config.dg_restarts)
         steps = self.config.langevin_steps if langevin_steps is None else langevin_steps
-        notes = []
-        if steps:
-            pos = self.langevin(graph, pos, gen, steps, self.config.langevin_step_size)
-            from molgraph.methods.cgcf.distgeom import _check
-            from molgraph.conformers.stereo import stereo_spec
-
-            spec = stereo_spec(mol)
-            if spec:
-                report.stereo_ok = _check(mol, pos, spec)
-                report.n_stereo_wrong = int(len(pos) - sum(report.stereo_ok))
-        if report.n_stereo_wrong:
-            notes.append(f"{report.n_stereo_wrong} of {n_confs} conformers do not match the input's stereo")
-        return Generated(_with_conformers(mol, pos), report, steps, time.perf_counter() - t0, s, notes)
+        per_mol = (time.perf_counter() - t0) / len(mols)
+        out = []
+        for (mol, graph, s, gen, _), (pos, report) in zip(prepared, embedded):
+            t1 = time.perf_counter()
+            if steps:
+                pos = self.langevin(graph, pos, gen, steps, self.config.langevin_step_size)
+                spec = stereo_spec(mol)
+                if spec:
+                    report.stereo_ok = _check(mol, pos, spec)
+                    report.n_stereo_wrong = int(len(pos) - sum(report.stereo_ok))
+            notes = []
+            if report.n_stereo_wrong:
+                notes.append(f"{report.n_stereo_wrong} of {n_confs} conformers do not match the input's stereo")
+            out.append(Generated(_with_conformers(mol, pos), report, steps, per_mol + time.perf_counter() - t1, s, notes))
+        return out
 
 
 # -- the model file ---------------------------------------------------------------------------------------
