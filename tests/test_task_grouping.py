@@ -142,3 +142,37 @@ def test_callbacks_run_inside_the_shared_trainer(tmp_path):
     assert saved["tasks"] == tasks and saved["steps_recorded"] == affinity.steps >= 2
     assert (tmp_path / "aff" / "task_affinity.png").is_file()
     assert sum(transfer.chosen.values()) == 5  # 160 training rows / 32: one pick per optimizer step
+
+
+def test_cli_records_affinities_and_groups_tasks(tmp_path, capsys):
+    """molgraph train --task-affinity-every, then molgraph tasks group; bad settings fail before any write."""
+    import json
+
+    import pandas as pd
+
+    from molgraph.cli.main import main
+    from molgraph.data.registry import dataset_path
+
+    df = pd.read_csv(dataset_path("tox21"))[:160]
+    path = tmp_path / "tox.csv"
+    tasks = ["NR-AR", "NR-AhR", "SR-MMP", "SR-ARE"]
+    df[["smiles", *tasks]].to_csv(path, index=False)
+    base = ["train", "-i", str(path), "-s", "smiles", "--target-columns", *tasks, "-t", "classification",
+            "--hidden-dim", "16", "--ffn-hidden-dim", "16", "--epochs", "1", "-b", "32", "--no-progress"]
+    run = tmp_path / "run"
+    assert main([*base, "--task-affinity-every", "1", "--transference", "-o", str(run)]) == 0
+    saved = json.loads((run / "task_affinity.json").read_text())
+    assert saved["tasks"] == tasks and saved["steps_recorded"] == 4
+    assert main(["tasks", "group", str(run), "--groups", "2"]) == 0
+    groups = json.loads((run / "groups_2.json").read_text())
+    assert len(groups["groups"]) == 2 and set(groups["serving_group"]) == set(tasks)
+    assert all(t in groups["groups"][k] for t, k in groups["serving_group"].items())
+    assert "--target-columns" in groups["train_commands"][0]
+    # never overwritten; bad settings name themselves, before a run folder is made
+    assert main(["tasks", "group", str(run), "--groups", "2"]) != 0
+    assert main(["tasks", "group", str(run), "--groups", "9", "-o", str(tmp_path / "g.json")]) != 0
+    one = ["train", "-i", str(path), "-s", "smiles", "--target-columns", "NR-AR", "-t", "classification",
+           "--task-affinity-every", "5", "-o", str(tmp_path / "bad")]
+    assert main(one) != 0 and not (tmp_path / "bad").exists()
+    err = capsys.readouterr().err
+    assert "needs at least 2 targets" in err and "exists; not overwritten" in err

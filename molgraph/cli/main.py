@@ -29,6 +29,7 @@ _COMMAND_MODULES = (
     "molgraph.cli.demo_cmd",
     "molgraph.cli.conformers_cmd",
     "molgraph.cli.cache_cmd",
+    "molgraph.cli.tasks_cmd",
 )
 
 

@@ -113,6 +113,10 @@ class Method:
         """The LightningModule (a :class:`~molgraph.train.task.Task`) that trains ``model``."""
         raise NotImplementedError
 
+    def callbacks(self, config: Any, prepared: Prepared, run_dir: Path, *, member: int) -> list[Any]:
+        """Extra Lightning callbacks the method's settings ask for, for ensemble member ``member``."""
+        return []
+
     def finish(self, config: Any, prepared: Prepared, models: list[Any], run_dir: Path,
                *, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
         """After training: evaluate, write the method's outputs; return ``(metrics, section)``.

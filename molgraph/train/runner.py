@@ -325,7 +325,8 @@ def _fit_member(
     latest = ModelCheckpoint(dirpath=mdir, filename="last", monitor=None, save_top_k=1, every_n_epochs=1,
                              enable_version_counter=False)
     timer = EpochTimer()
-    cbs: list[Callback] = [ckpt, latest, timer, *callbacks]
+    cbs: list[Callback] = [ckpt, latest, timer, *method.callbacks(config, prepared, run_dir, member=member),
+                           *callbacks]
     show_bar = default_progress(train.progress)
     if not show_bar and not train.quiet:
         cbs.append(EpochLog(say, member, train.ensemble_size))

@@ -170,6 +170,17 @@ class EvalSection:
         default_text="none")
 
 
+@dataclass
+class MultitaskSection:
+    """Multi-task training aids (Fifty et al.; ``molgraph.train.task_grouping``): per-task point heads only."""
+
+    task_affinity_every: int = setting(
+        0, minimum=0, help="record TAG lookahead inter-task affinities every N training steps into "
+                           "task_affinity.json/.png in the run folder (0: off); molgraph task-groups RUN picks groups")
+    transference: bool = setting(False, help="increased-transfer training: each step, the summed task gradient or "
+                                             "its PCGrad projection, whichever lookahead lowers the batch loss more")
+
+
 @dataclass(init=False, eq=False, repr=False)
 class PropertyConfig(SectionedConfig):
     """Everything ``molgraph train --method property`` needs; setting names are the TOML keys.
@@ -184,6 +195,7 @@ class PropertyConfig(SectionedConfig):
     splits: SplitSection = field(default_factory=SplitSection)
     network: ModelSection = field(default_factory=ModelSection)
     evaluation: EvalSection = field(default_factory=EvalSection)
+    multitask: MultitaskSection = field(default_factory=MultitaskSection)
     train: TrainerSettings = field(default_factory=TrainerSettings)
 
     def validate(self) -> "PropertyConfig":
@@ -211,7 +223,19 @@ class PropertyConfig(SectionedConfig):
         self._check_split(choices, n_targets)
         self._check_model(choices)
         self._check_optimization(choices, task_type)
+        self._check_multitask(n_targets)
         return task_type, n_targets
+
+    def _check_multitask(self, n_targets: int) -> None:
+        """Task affinities and transference compare per-task losses: several targets, point heads."""
+        asked = [k for k in ("task_affinity_every", "transference") if getattr(self, k)]
+        if not asked:
+            return
+        if n_targets == 1:  # 0: not known before the data is read
+            raise ValueError(f"{asked[0]} compares tasks: it needs at least 2 targets, got {n_targets}")
+        if self.uncertainty in ("mve", "evidential", "dirichlet"):
+            raise ValueError(f"{asked[0]} works on one output per task; uncertainty = {self.uncertainty} adds "
+                             "outputs: leave one of them out")
 
     def _check_data(self, choices: Mapping[str, tuple[str, ...]]) -> tuple[str, int]:
         """Input, dataset, columns, task type and featurizers; returns the task type and target count."""

@@ -223,6 +223,18 @@ class PropertyMethod(Method):
             evidential_lambda=config.evidential_lambda,
         )
 
+    def callbacks(self, config: PropertyConfig, prepared: PropertyPrepared, run_dir: Path, *, member: int) -> list[Any]:
+        out: list[Any] = []
+        if config.task_affinity_every or config.transference:
+            from molgraph.train.task_grouping import TaskAffinityCallback, TransferenceCallback
+
+            if config.task_affinity_every:
+                where = run_dir if member == 0 else run_dir / "checkpoints" / f"member_{member}"
+                out.append(TaskAffinityCallback(config.task_affinity_every, where, prepared.data.target_names))
+            if config.transference:
+                out.append(TransferenceCallback(seed=config.seed + member))
+        return out
+
     def finish(self, config: PropertyConfig, prepared: PropertyPrepared, models: list[Any], run_dir: Path,
                *, say: Callable[[str], None]) -> tuple[dict[str, Any], dict[str, Any]]:
         """Validation and test metrics (uncertainty metrics too), calibration fitted on the validation
