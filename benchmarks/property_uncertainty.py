@@ -20,7 +20,7 @@ Part ``uncertainty`` (``--datasets``, ``--methods``, ``--seeds``): for every (da
 The script checks itself: both libraries must have scored the same test rows, and molgraph's
 ``test_predictions.csv`` must give back the RMSE / ROC-AUC its ``metrics.json`` reports.
 
-Part ``compile`` (``--compile-models``): ``molgraph train`` on Lipophilicity for ``--compile-epochs``
+Part ``compile`` (``--compile-models``): ``molgraph train`` on ``--compile-dataset`` for ``--compile-epochs``
 epochs with and without ``--compile``, interleaved; the median seconds per training epoch after
 the first (the first pays for compilation) and the process wall time.
 
@@ -268,14 +268,39 @@ def part_uncertainty(args: argparse.Namespace, workdir: Path) -> list[harness.Pa
                 for r in run.values():
                     r.pop("test_rows", None)
                 entry["seeds"][str(seed)] = run
-            entry["summary"] = summarize(entry, task_type)
             settings_rec = {"dataset": dataset, "split": split, "method": method, "epochs": epochs,
                             "seeds": list(args.seeds), "calibration": CALIBRATION[task_type],
                             "ensemble_size": args.ensemble_size if method == "ensemble" else None,
                             "mc_dropout": {"dropout": MC_DROPOUT, "samples": MC_SAMPLES} if method == "mc-dropout" else None,
                             "recipe": f"models/dmpnn_{dataset}.toml without molecule_featurizers"}
-            parts.append(harness.Part(("uncertainty", dataset, method), entry, settings_rec))
+            parts.append((("uncertainty", dataset, method), entry, settings_rec, task_type))
     return parts
+
+
+def fold_seeds(pending: list[tuple], merge: bool):
+    """The parts to write, as a function of the results file's content (called under its lock): with
+    ``merge``, the seeds of an earlier run of the same part and settings are kept beside this run's."""
+
+    def build(results: dict[str, Any]) -> list[harness.Part]:
+        out = []
+        for key, entry, settings, task_type in pending:
+            entry = {"seeds": dict(entry["seeds"])}
+            if merge:
+                old = results
+                for k in key:
+                    old = old.get(k, {}) if isinstance(old, dict) else {}
+                before = harness.part_settings(results, key) or {}
+                same = {k: v for k, v in before.items() if k != "seeds"} == {k: v for k, v in settings.items() if k != "seeds"}
+                if old and same:
+                    kept = {s: r for s, r in old.get("seeds", {}).items() if s not in entry["seeds"]}
+                    entry["seeds"] = {**kept, **entry["seeds"]}
+                    entry["merged_seeds_from_earlier_run"] = sorted(kept, key=int)
+                    settings = {**settings, "seeds": sorted(int(s) for s in entry["seeds"])}
+            entry["summary"] = summarize(entry, task_type)
+            out.append(harness.Part(key, entry, settings))
+        return out
+
+    return build
 
 
 def part_compile(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
@@ -284,7 +309,7 @@ def part_compile(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
         for model in args.compile_models:
             for compiled in (False, True):
                 run_dir = workdir / f"compile-{model}-{compiled}-{repeat}"
-                cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--dataset", "lipophilicity", "--model", model,
+                cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--dataset", args.compile_dataset, "--model", model,
                        "--epochs", str(args.compile_epochs), "--accelerator", "cpu", "--no-progress", "--quiet",
                        "-o", str(run_dir), *(["--compile"] if compiled else [])]
                 print(f"[{time.strftime('%H:%M:%S')}] compile {model} {compiled} repeat {repeat}", file=sys.stderr, flush=True)
@@ -295,8 +320,9 @@ def part_compile(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
                 m = json.loads((run_dir / "metrics.json").read_text())
                 runs[model].append({"compile": compiled, "repeat": repeat, "epochs": args.compile_epochs,
                                     "epoch_seconds_median": m["timing"]["train_epoch_seconds_median"],
-                                    "wall_seconds": time.perf_counter() - t0, "test_rmse": m["test"]["rmse"]})
-    return [harness.Part(("compile", model), r, {"dataset": "lipophilicity", "split": "random", "epochs": args.compile_epochs,
+                                    "wall_seconds": time.perf_counter() - t0,
+                                    "test": {k: v for k, v in m["test"].items() if "/" not in k}})
+    return [harness.Part(("compile", model), r, {"dataset": args.compile_dataset, "split": "random", "epochs": args.compile_epochs,
                                                  "threads": 1}) for model, r in runs.items()]
 
 
@@ -311,21 +337,23 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--ensemble-size", type=int, default=5)
     ap.add_argument("--chemprop-python", default=None, help="chemprop's interpreter (.venv-chemprop/bin/python)")
     ap.add_argument("--compile-models", nargs="+", default=["dmpnn", "gin"])
+    ap.add_argument("--compile-dataset", default="lipophilicity", choices=list(DATASETS))
     ap.add_argument("--compile-epochs", type=int, default=4)
     ap.add_argument("--compile-repeats", type=int, default=1)
     ap.add_argument("--workdir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
+    ap.add_argument("--merge-seeds", action="store_true",
+                    help="keep the seeds an earlier run of the same (dataset, method) and settings wrote")
     ap.add_argument("--out", type=Path, default=ROOT / "benchmarks" / "results" / "property_uncertainty.json")
     args = ap.parse_args(argv)
     run = harness.start_run(argv, script="benchmarks/property_uncertainty.py", output=args.out)
     with tempfile.TemporaryDirectory(prefix="bench_uq_") as tmp:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
-        parts: list[harness.Part] = []
-        if "compile" in args.parts:
-            parts += part_compile(args, workdir)
-        if "uncertainty" in args.parts:
-            parts += part_uncertainty(args, workdir)
-        results = harness.update_results(args.out, parts, run, benchmark="property_uncertainty")
+        compiled: list[harness.Part] = part_compile(args, workdir) if "compile" in args.parts else []
+        pending = part_uncertainty(args, workdir) if "uncertainty" in args.parts else []
+        fold = fold_seeds(pending, args.merge_seeds)
+        results = harness.update_results(args.out, lambda current: [*compiled, *fold(current)], run,
+                                         benchmark="property_uncertainty")
     print("\n".join(table(results)))
     return 0
 
