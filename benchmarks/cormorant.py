@@ -182,11 +182,14 @@ def linear_counts(graphs, field: str, parts: dict[str, np.ndarray], species: lis
     return out
 
 
-def _cormorant(species, avg_neighbors, *, activation="leakyrelu", **kw):
+NET: dict[str, Any] = {"levels": 4, "lmax": 2, "channels": 16, "modern": False}  # set from the command line
+
+
+def _cormorant(species, avg_neighbors, *, activation="leakyrelu"):
     from molgraph.methods.cormorant.model import CormorantNet
 
-    return CormorantNet(species, levels=kw.get("levels", 4), lmax=kw.get("lmax", 2), channels=kw.get("channels", 16),
-                        activation=activation, avg_neighbors=avg_neighbors)
+    return CormorantNet(species, levels=NET["levels"], lmax=NET["lmax"], channels=NET["channels"],
+                        modern=NET["modern"], activation=activation, avg_neighbors=avg_neighbors)
 
 
 def _data(args, dataset: str, n_train: int | None):
@@ -366,6 +369,10 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--offsets", default="species", choices=("species", "none"),
                    help="QM9: both networks learn the residual of the per-species linear fit (species, the "
                         "method's default) or the plain standardized target (none, the reference's)")
+    p.add_argument("--levels", type=int, default=4, help="Cormorant CG levels (default 4)")
+    p.add_argument("--lmax", type=int, default=2, help="Cormorant lmax (default 2)")
+    p.add_argument("--channels", type=int, default=16, help="Cormorant channels per irrep (default 16)")
+    p.add_argument("--modern", action="store_true", help="Cormorant with gates and residuals")
     p.add_argument("--seed", type=int, default=0)
     p.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu"), help="cpu (default) or gpu (CUDA)")
     p.add_argument("--out", type=Path, required=True, help="results JSON (written anew; one file per part)")
@@ -373,6 +380,7 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "qm9":
         args.n_valid = args.n_valid or 1000
         args.n_test = args.n_test or 2000
+    NET.update(levels=args.levels, lmax=args.lmax, channels=args.channels, modern=args.modern)
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
         raise SystemExit("--accelerator gpu: no CUDA device is visible")
@@ -384,6 +392,7 @@ def main(argv: list[str] | None = None) -> int:
         "machine": {"platform": platform.platform(), "processor": platform.processor() or platform.machine(),
                     "torch": torch.__version__, "threads": torch.get_num_threads(), "device": str(device)},
         "wall_s": round(time.time() - started, 1),
+        "cormorant_network": dict(NET),
         "paper": PAPER,
         "rows": rows,
     }
