@@ -12,7 +12,7 @@ import torch
 from rdkit import Chem
 
 from molgraph.data.dense_graphs import (AtomVocabulary, DenseGraphBatcher, DenseMolGraphs, LengthBucketSampler,
-                                        check_graph)
+                                        check_graph, smiles_heavy_atoms)
 from molgraph.methods.graphcnf.encoding import MixtureEncoding, logistic_noise
 from molgraph.methods.graphcnf.flows import ActNorm, InvConv1x1, Latents, MixtureCDF
 from molgraph.methods.graphcnf.method import iid_baseline_bits
@@ -77,6 +77,12 @@ def test_dense_graphs_reject_with_reasons():
     assert reasons[2] == "atom N not in the vocabulary"
     assert reasons[3] == "more than 5 heavy atoms"
     assert reasons[4].startswith("not representable")   # a radical: implicit hydrogens come back as CH4
+
+
+def test_heavy_atoms_from_the_smiles_text_match_rdkit():
+    for smi in SMILES + ["[H]C([H])([H])O", "[2H]OC", "[Na+].[Cl-]", "*CC", "[13CH4]", "C[C@H](N)C(=O)O", "ClCBr",
+                         "[se]1cccc1", "c1ccc2c(c1)[nH]c1ccccc12"]:
+        assert smiles_heavy_atoms(smi) == Chem.MolFromSmiles(smi).GetNumHeavyAtoms(), smi
 
 
 def test_check_graph_reasons_and_largest_fragment():

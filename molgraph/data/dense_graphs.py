@@ -19,6 +19,7 @@ checks every molecule's round trip and rejects, with the reason, those it cannot
 
 from __future__ import annotations
 
+import re
 from collections import Counter
 from dataclasses import dataclass, field
 from typing import Iterable, Iterator, Sequence
@@ -39,6 +40,7 @@ __all__ = [
     "graph_to_mol",
     "check_graph",
     "canonical_round_trip",
+    "smiles_heavy_atoms",
 ]
 
 # adjacency value -> RDKit bond type (0 = no bond)
@@ -88,6 +90,23 @@ class AtomVocabulary:
         kept = [k for k, n in counts.items() if n >= min_count]
         kept.sort(key=lambda k: (-counts[k], k[0], k[1]))
         return cls(tuple(kept))
+
+
+# atoms as written in SMILES: bracket atoms, two-letter organic-subset atoms, one-letter ones
+_ATOM_TOKEN = re.compile(r"\[[^\]]*\]|Br|Cl|[BCNOSPFI]|[bcnops]|\*")
+_BRACKET_H = re.compile(r"^\[(?:\d+)?H[^a-z]")
+
+
+def smiles_heavy_atoms(smiles: str) -> int:
+    """Heavy atoms written in a SMILES string, without parsing it: organic-subset atoms plus
+    bracket atoms other than hydrogen (``[H]``, ``[2H+]``) and the wildcard ``*``. Equals RDKit's
+    ``GetNumHeavyAtoms`` for any SMILES that parses (a fast size filter before parsing)."""
+    n = 0
+    for tok in _ATOM_TOKEN.findall(smiles):
+        if tok == "*" or (tok.startswith("[") and (_BRACKET_H.match(tok) or tok[1:2] == "*")):
+            continue
+        n += 1
+    return n
 
 
 def canonical_round_trip(mol: Chem.Mol) -> str | None:
@@ -304,7 +323,8 @@ class DenseMolGraphs:
 
         Returns:
             ``(graphs, rejects)``; ``rejects`` holds ``(input position, SMILES, reason)``, with
-            reasons ``parse``, ``more than K heavy atoms``, ``atom X not in the vocabulary``,
+            reasons ``parse``, ``more than K heavy atoms`` (counted from the SMILES text before
+            parsing, see :func:`smiles_heavy_atoms`), ``atom X not in the vocabulary``,
             ``cannot be kekulized``, ``bond type ...`` or ``not representable (round trip gives ...)``.
         """
         kept: list[tuple[int, str, list, list]] = []
@@ -314,7 +334,14 @@ class DenseMolGraphs:
             for pos, smi in enumerate(smiles):
                 if limit is not None and len(kept) >= limit:
                     break
-                mol = Chem.MolFromSmiles(smi) if isinstance(smi, str) and smi.strip() else None
+                if not isinstance(smi, str) or not smi.strip():
+                    rejects.append((pos, str(smi), "parse"))
+                    continue
+                # the size from the text first: parsing is most of the cost, most inputs are too large
+                if max_atoms is not None and smiles_heavy_atoms(smi) > max_atoms:
+                    rejects.append((pos, smi, f"more than {max_atoms} heavy atoms"))
+                    continue
+                mol = Chem.MolFromSmiles(smi)
                 if mol is None:
                     rejects.append((pos, str(smi), "parse"))
                     continue
