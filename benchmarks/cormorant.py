@@ -352,9 +352,35 @@ def run_speed(args, device) -> list[dict[str, Any]]:
     return rows
 
 
+def plot_learning_curves(inputs: list[Path], out: Path) -> None:
+    """Test MAE against training-set size, one panel per QM9 result file (log-log)."""
+    import matplotlib
+
+    matplotlib.use("Agg")
+    import matplotlib.pyplot as plt
+
+    results = [json.loads(Path(p).read_text()) for p in inputs]
+    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.6), squeeze=False)
+    for ax, res in zip(axes[0], results):
+        rows = res["rows"]
+        for model in dict.fromkeys(r["model"] for r in rows):
+            pts = sorted((r["n_train"], r["test"]["mae"]) for r in rows if r["model"] == model)
+            ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=model)
+        ax.set_xscale("log")
+        ax.set_yscale("log")
+        ax.set_xlabel("training molecules")
+        ax.set_ylabel(f"test MAE ({rows[0]['unit']})")
+        ax.set_title(f"QM9 {rows[0]['target']}, {rows[0]['budget_s']:.0f} s per model")
+        ax.legend()
+    fig.tight_layout()
+    fig.savefig(out, dpi=120)
+
+
 def main(argv: list[str] | None = None) -> int:
     p = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    p.add_argument("part", choices=("qm9", "rmd17", "speed"), help="which benchmark")
+    p.add_argument("part", choices=("qm9", "rmd17", "speed", "plot"),
+                   help="which benchmark; plot: learning curves of qm9 result files (--inputs) into --out (PNG)")
+    p.add_argument("--inputs", type=Path, nargs="+", default=[], help="plot: qm9 result files")
     p.add_argument("--data-root", default=None, help="data root holding 3d/ (default $MOLGRAPH_DATA)")
     p.add_argument("--target", default="U0", help="QM9 target (default U0)")
     p.add_argument("--molecule", default="aspirin", help="rMD17 molecule (default aspirin)")
@@ -380,6 +406,10 @@ def main(argv: list[str] | None = None) -> int:
     if args.part == "qm9":
         args.n_valid = args.n_valid or 1000
         args.n_test = args.n_test or 2000
+    if args.part == "plot":
+        plot_learning_curves(args.inputs, args.out)
+        print(f"wrote {args.out}")
+        return 0
     NET.update(levels=args.levels, lmax=args.lmax, channels=args.channels, modern=args.modern)
     device = torch.device("cuda" if args.accelerator == "gpu" else "cpu")
     if device.type == "cuda" and not torch.cuda.is_available():
