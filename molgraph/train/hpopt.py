@@ -237,9 +237,14 @@ def run_hpopt(
               "config": _plain({k: v for k, v in base.to_dict().items() if k != "output_dir"})}
     space_file = study_dir / "search_space.json"
     if space_file.is_file():
-        earlier = json.loads(space_file.read_text())
-        if earlier != json.loads(json.dumps(record)):
-            raise ValueError(f"{study_dir} holds a search of other settings or another space ({space_file}): "
+        earlier, now = json.loads(space_file.read_text()), json.loads(json.dumps(record))
+        # a setting added to the method since the study began counts as the same when at its default
+        defaults = json.loads(json.dumps(_plain(type(config)().to_dict())))
+        changed = sorted(k for k in set(earlier["config"]) | set(now["config"])
+                         if earlier["config"].get(k, defaults.get(k)) != now["config"].get(k, defaults.get(k)))
+        if earlier["method"] != now["method"] or earlier["space"] != now["space"] or changed:
+            what = f"settings {changed}" if changed else "another method or search space"
+            raise ValueError(f"{study_dir} holds a search of other settings ({what} differ from {space_file}): "
                              "choose a new -o STUDY_DIR to search these")
     else:
         write_json(space_file, record)
