@@ -102,7 +102,7 @@ def test_spd_bias_is_the_table_entry_of_each_bucket() -> None:
     edge_index = _edges([(0, 1), (1, 2), (2, 3), (3, 4)])
     batch = torch.tensor([0, 0, 0, 0, 0, 1, 1])
     st = enc.structure(edge_index, batch, 2)
-    bias = enc._bias(st, edge_index, batch, torch.float32)  # (B, H, 6, 6), token first
+    bias = enc._bias(st, torch.float32)  # (B, H, 6, 6), token first
     d = torch.tensor([[abs(i - j) for j in range(5)] for i in range(5)])
     expected = d.clamp(max=3).float()
     assert torch.equal(bias[0, 0, 1:, 1:], expected) and torch.equal(bias[0, 1, 1:, 1:], 10 * expected)

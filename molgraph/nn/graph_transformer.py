@@ -64,7 +64,7 @@ from torch import Tensor, nn
 from molgraph.nn.ffn import get_activation
 from molgraph.nn.positional import UNREACHABLE, dense_adjacency, laplacian_pe, random_walk_pe, shortest_path_distances
 
-__all__ = ["GraphTransformerEncoder", "GraphTransformerBlock", "build_graph_transformer", "PE_MODES", "PE_KINDS", "LAP_SIGNS"]
+__all__ = ["GraphTransformerEncoder", "GraphTransformerBlock", "build_graph_transformer", "build_graph_transformer_defaults", "PE_MODES", "PE_KINDS", "LAP_SIGNS"]
 
 PE_MODES = ("tupe", "add", "none")
 PE_KINDS = ("rw", "lap")
@@ -300,7 +300,7 @@ class GraphTransformerEncoder(nn.Module):
             pe = feats.flatten(2)
         return self.pe_lin(pe)
 
-    def _bias(self, st: dict[str, Tensor], edge_index: Tensor, batch: Tensor, dtype: torch.dtype) -> Tensor:
+    def _bias(self, st: dict[str, Tensor], dtype: torch.dtype) -> Tensor:
         """Logit biases shared by every layer: SPD bias and padding mask, ``(B, H, T, T)``."""
         mask = st["mask"]
         b, n = mask.shape
@@ -351,7 +351,7 @@ class GraphTransformerEncoder(nn.Module):
             else:
                 pos_emb = self.pe_norm(emb)
         h = torch.cat((self.graph_token.expand(b, 1, -1), atoms), 1)  # (B, T = L + 1, d)
-        shared = self._bias(st, edge_index, batch, h.dtype)
+        shared = self._bias(st, h.dtype)
         src, dst = edge_index
         for block in self.blocks:
             bias = shared
@@ -381,6 +381,14 @@ class GraphTransformerEncoder(nn.Module):
         )
 
 
+def build_graph_transformer_defaults() -> dict[str, Any]:
+    """The options :func:`build_graph_transformer` fills in when the config leaves them out."""
+    return {
+        "heads": 4, "norm_first": True, "pe": "tupe", "pe_kind": "rw", "pe_dim": 16, "lap_sign": "flip",
+        "spd_bias": None, "max_spd": 8, "bond_bias": True, "ffn_mult": 2, "attn_dropout": None,
+    }
+
+
 def build_graph_transformer(c: dict[str, Any], atom_in: int, bond_in: int) -> GraphTransformerEncoder:
     """Encoder builder for :data:`molgraph.registry.ENCODERS` (``builder(config, atom_in, bond_in)``).
 
@@ -389,11 +397,7 @@ def build_graph_transformer(c: dict[str, Any], atom_in: int, bond_in: int) -> Gr
     ``max_spd``, ``bond_bias``, ``ffn_mult``, ``attn_dropout`` when present (absent or ``None``:
     :class:`GraphTransformerEncoder`'s defaults).
     """
-    defaults: dict[str, Any] = {
-        "heads": 4, "norm_first": True, "pe": "tupe", "pe_kind": "rw", "pe_dim": 16, "lap_sign": "flip",
-        "spd_bias": None, "max_spd": 8, "bond_bias": True, "ffn_mult": 2, "attn_dropout": None,
-    }
-    options = {k: (c.get(k) if c.get(k) is not None else v) for k, v in defaults.items()}
+    options = {k: (c.get(k) if c.get(k) is not None else v) for k, v in build_graph_transformer_defaults().items()}
     return GraphTransformerEncoder(
         atom_in, bond_in, c["hidden_dim"], c["depth"], c["dropout"], c["activation"], **options,
     )
