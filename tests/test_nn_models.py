@@ -227,7 +227,7 @@ def test_input_encoder():
 # --------------------------------------------------------------------------------------------
 # Config, presets, extra features, readouts, FFN
 # --------------------------------------------------------------------------------------------
-@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn"])
+@pytest.mark.parametrize("encoder", ["dmpnn", "gine", "gcn", "graph_transformer"])
 @pytest.mark.parametrize("preset", ["ogb", "multihot"])
 def test_config_round_trip(preset, encoder, request):
     featurizer = request.getfixturevalue(preset)
@@ -238,7 +238,7 @@ def test_config_round_trip(preset, encoder, request):
         "num_tasks", "atom_dim", "bond_dim", "encoder", "hidden_dim", "depth", "dropout", "readout",
         "ffn_hidden_dim", "ffn_layers", "extra_dim", "atom_cardinalities", "bond_cardinalities",
         "batch_norm", "activation", "norm", "residual", "norm_eps", "gcn_propagation", "output_dropout",
-        "gin_message_activation", "gin_last_activation",
+        "gin_message_activation", "gin_last_activation", "head", "encoder_options",
     }
     clone = PropertyModel(**json.loads(json.dumps(config)))
     clone.load_state_dict(model.state_dict())
@@ -502,3 +502,17 @@ def test_overfit_esol(multihot, encoder):
             break
     assert losses[-1] < 0.1 * losses[0], f"{encoder}: {losses[0]:.3f} -> {losses[-1]:.3f}"
 
+
+
+def test_encoder_options_reach_the_graph_transformer_and_are_checked(ogb):
+    model = _model(ogb, "graph_transformer", encoder_options={"heads": 2, "pe": "add", "norm_first": False})
+    enc = model.encoder
+    assert (enc.pe, enc.norm_first) == ("add", False) and all(b.heads == 2 for b in enc.blocks)
+    with pytest.raises(ValueError, match="takes no option"):
+        _model(ogb, "graph_transformer", encoder_options={"hops": 3})
+    with pytest.raises(ValueError, match="takes no option"):
+        _model(ogb, "gine", encoder_options={"heads": 2})
+    from molgraph.methods.property.config import TrainConfig
+
+    with pytest.raises(ValueError, match="applies to the graph_transformer model"):
+        TrainConfig(dataset="esol", model="gin", heads=2, output_dir="unused").validate()

@@ -99,6 +99,10 @@ class SplitSection:
     data_seed: int = setting(0, help="seed of the split and of the batch order (default 0)")
 
 
+#: ModelSection settings that only the graph_transformer model takes (its encoder_options)
+TRANSFORMER_SETTINGS = ("heads", "pe", "pe_kind", "pe_dim", "norm_first")
+
+
 @dataclass
 class ModelSection:
     """The network: a preset (``model``) and the settings that override it."""
@@ -138,6 +142,17 @@ class ModelSection:
                                                              "molecule GIN)")
     gin_last_activation: bool | None = setting(None, help="the gin model's ReLU after its last layer (default on; "
                                                           "off: Hu et al.'s code and the GraphNorm reference's)")
+    heads: int | None = setting(None, minimum=1, help="attention heads of the graph_transformer model (default 4)")
+    pe: str | None = setting(None, choices=("tupe", "add", "none"),
+                             help="positions in the graph_transformer model: tupe (untied position attention, "
+                                  "Ke et al. 2021; default), add (added to the inputs) or none")
+    pe_kind: str | None = setting(None, choices=("rw", "lap"),
+                                  help="the graph_transformer's positional encoding: rw (random-walk; default) or "
+                                       "lap (Laplacian eigenvectors, signs flipped at random in training)")
+    pe_dim: int | None = setting(None, minimum=1, help="width of the graph_transformer's positional encoding "
+                                                       "(default 16)")
+    norm_first: bool | None = setting(None, help="Pre-LN blocks in the graph_transformer model (default on; "
+                                                 "--no-norm-first: Post-LN)")
     output_dropout: float = setting(0.0, help="dropout on the raw outputs (logits) while training (default 0; the "
                                               "GraphNorm reference's molecule models use 0.5)")
     # measured on the 2-core CPU (docs/uncertainty.md): no per-epoch gain for the D-MPNN or GIN there,
@@ -361,6 +376,9 @@ class PropertyConfig(SectionedConfig):
         for key in ("gin_message_activation", "gin_last_activation"):
             if getattr(self, key) is not None and self.model != "gin":
                 raise ValueError(f"{key} applies to the gin model, not {self.model!r}")
+        for key in TRANSFORMER_SETTINGS:
+            if getattr(self, key) is not None and self.model != "graph_transformer":
+                raise ValueError(f"{key} applies to the graph_transformer model, not {self.model!r}")
 
     def _check_optimization(self, choices: Mapping[str, tuple[str, ...]], task_type: str) -> None:
         """The metrics fit the task type (the trainer's own settings are TrainerSettings.validate's)."""

@@ -16,7 +16,7 @@ from typing import Any, Callable
 import numpy as np
 
 from molgraph.train.method import Method, Prepared
-from molgraph.methods.property.config import PropertyConfig
+from molgraph.methods.property.config import TRANSFORMER_SETTINGS, PropertyConfig
 
 __all__ = ["PropertyMethod", "PropertyPrepared", "apply_calibration", "describe_uncertainty", "model_config_for",
            "residual_for"]
@@ -78,6 +78,9 @@ def model_config_for(config: PropertyConfig, data: Any, extra_dim: int) -> dict[
     for key in ("gin_message_activation", "gin_last_activation"):
         if getattr(config, key) is not None:
             preset[key] = bool(getattr(config, key))
+    options = {k: getattr(config, k) for k in TRANSFORMER_SETTINGS if getattr(config, k) is not None}
+    if options:
+        preset["encoder_options"] = {**preset.get("encoder_options", {}), **options}
     if "ffn_hidden_dim" not in preset or config.ffn_hidden_dim is None:
         preset["ffn_hidden_dim"] = preset.get("hidden_dim", 300)
     from molgraph.methods.property.uncertainty import head_for
@@ -181,6 +184,12 @@ class PropertyMethod(Method):
         if mc["encoder"] == "gine":
             config.gin_message_activation = bool(mc["gin_message_activation"])
             config.gin_last_activation = bool(mc["gin_last_activation"])
+        if mc["encoder"] == "graph_transformer":  # the run folder records the encoder's defaults too
+            from molgraph.nn.graph_transformer import build_graph_transformer_defaults
+
+            used = {**build_graph_transformer_defaults(), **mc.get("encoder_options", {})}
+            for key in TRANSFORMER_SETTINGS:
+                setattr(config, key, used[key])
 
     def write_start(self, config: PropertyConfig, prepared: PropertyPrepared, run_dir: Path) -> None:
         """Rejected molecules and the split (file rows)."""

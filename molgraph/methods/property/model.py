@@ -52,11 +52,22 @@ def _gine(c: dict[str, Any], atom_in: int, bond_in: int) -> nn.Module:
     )
 
 
+def _graph_transformer(c: dict[str, Any], atom_in: int, bond_in: int) -> nn.Module:
+    from molgraph.nn.graph_transformer import build_graph_transformer
+
+    return build_graph_transformer({**c, **(c.get("encoder_options") or {})}, atom_in, bond_in)
+
+
+# the options the graph transformer takes through encoder_options (GraphTransformerEncoder's kwargs)
+_graph_transformer.options = ("heads", "norm_first", "pe", "pe_kind", "pe_dim", "lap_sign", "spd_bias",  # type: ignore[attr-defined]
+                              "max_spd", "bond_bias", "ffn_mult", "attn_dropout")
 _gcn.embeds_inputs = True  # type: ignore[attr-defined]
 _gine.embeds_inputs = True  # type: ignore[attr-defined]
 ENCODERS.register("dmpnn", _dmpnn, help="directed bond message passing (chemprop v2's BondMessagePassing)")
 ENCODERS.register("gine", _gine, help="GIN with bond features, GINEConv (Hu et al. 2020)")
 ENCODERS.register("gcn", _gcn, help="GCN with bond features in the messages (the OGB baseline)")
+ENCODERS.register("graph_transformer", _graph_transformer,
+                  help="graph transformer: Pre-LN blocks, bond and shortest-path attention biases, TUPE positions")
 
 
 def featurizer_input_kwargs(featurizer: MolGraphFeaturizer) -> dict[str, Any]:
@@ -126,6 +137,8 @@ class PropertyModel(nn.Module):
             (one value or logit per task), ``"mve"`` (mean and variance), ``"evidential"`` (the
             four Normal-Inverse-Gamma parameters) or ``"dirichlet"`` (two Beta concentrations);
             the output is ``(B, k * num_tasks)``, ``k`` blocks of ``num_tasks`` columns.
+        encoder_options: settings only one encoder takes, by name (the graph transformer's
+            ``heads``, ``pe``, ``pe_kind``, ``pe_dim``, ``norm_first``, ...; its builder's ``options``).
     """
 
     def __init__(
@@ -154,6 +167,7 @@ class PropertyModel(nn.Module):
         gin_message_activation: bool = True,
         gin_last_activation: bool = True,
         head: str = "point",
+        encoder_options: dict[str, Any] | None = None,
     ):
         super().__init__()
         from molgraph.methods.property.uncertainty import head_width
@@ -163,6 +177,11 @@ class PropertyModel(nn.Module):
             raise ValueError(f"output_dropout drops raw logits; it does not apply to the {head!r} head")
         if encoder not in ENCODERS:
             raise ValueError(f"unknown encoder {encoder!r}; choose one of {list(ENCODERS)}")
+        allowed = getattr(ENCODERS[encoder], "options", ())
+        unknown = sorted(set(encoder_options or {}) - set(allowed))
+        if unknown:
+            raise ValueError(f"encoder {encoder!r} takes no option(s) {unknown}"
+                             + (f"; it takes {list(allowed)}" if allowed else ""))
         if gcn_propagation not in PROPAGATIONS:
             raise ValueError(f"unknown gcn_propagation {gcn_propagation!r}; choose one of {list(PROPAGATIONS)}")
         if gcn_propagation != "symmetric" and encoder != "gcn":
@@ -200,6 +219,7 @@ class PropertyModel(nn.Module):
             "gin_message_activation": bool(gin_message_activation),
             "gin_last_activation": bool(gin_last_activation),
             "head": str(head),
+            "encoder_options": dict(encoder_options or {}),
         }
         c = self._config
 
@@ -343,11 +363,24 @@ MODEL_PRESETS: dict[str, dict[str, Any]] = {
 }
 # Hu et al. 2020 (OGB) GCN baseline: GIN's settings (5 x 300, batch norm, mean pooling) on the GCN block.
 MODEL_PRESETS["gcn"] = {**MODEL_PRESETS["gin"], "encoder": "gcn"}
+# a CPU-sized graph transformer: 4 Pre-LN blocks of 128 with 4 heads, TUPE positions from random-walk
+# encodings (molgraph.nn.graph_transformer), mean readout
+MODEL_PRESETS["graph_transformer"] = {
+    "encoder": "graph_transformer",
+    "hidden_dim": 128,
+    "depth": 4,
+    "dropout": 0.0,
+    "readout": "mean",
+    "ffn_hidden_dim": 128,
+    "ffn_layers": 1,
+    "activation": "relu",
+}
 
 _MODEL_HELP = {
     "dmpnn": "directed message passing (Yang et al. 2019), chemprop v2's sizes",
     "gin": "GIN with bond features (Hu et al. 2020), 5 x 300, batch norm",
     "gcn": "GCN with bond features (the OGB baseline), 5 x 300, batch norm",
+    "graph_transformer": "graph transformer (Pre-LN, TUPE positions), 4 x 128, 4 heads",
 }
 for _name, _preset in MODEL_PRESETS.items():
     MODELS.register(_name, _preset, help=_MODEL_HELP[_name])
