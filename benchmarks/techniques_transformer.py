@@ -1,8 +1,10 @@
 """Graph transformer measurements (issue 28, part 1): Pre-LN vs Post-LN, TUPE vs added positions.
 
-Usage (CPU; the numbers in docs/techniques.md come from this command)::
+Usage (CPU; the numbers in docs/techniques.md come from these two commands, run in this order;
+a run keeps the measurements of the results file it does not redo)::
 
-    OMP_NUM_THREADS=1 python benchmarks/techniques_transformer.py --out benchmarks/results/techniques_transformer.json
+    OMP_NUM_THREADS=1 python benchmarks/techniques_transformer.py --pe-epochs 12   # (a), (b) with one seed, (c)
+    OMP_NUM_THREADS=1 python benchmarks/techniques_transformer.py --only a b      # (a) again, (b) with 3 seeds
 
 Measurements, all on the bundled ``zinc_constrained`` set (12,000 MOSES molecules, constrained
 solubility, its fixed 10k/1k/1k ``splits.json``), ``multihot`` atom/bond features, a
