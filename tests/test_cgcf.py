@@ -225,3 +225,24 @@ def test_conformers_cli_writes_cgcf_conformers(tmp_path):
     assert code == 0
     mols = [m for m in Chem.SDMolSupplier(str(out), removeHs=False)]
     assert len(mols) == 4 and all(m.GetProp("molgraph_embedding") == "CGCF" for m in mols)
+
+
+def test_predict_on_a_cgcf_model_points_to_conformers_generate(tmp_path, capsys):
+    from molgraph.cli.main import main
+
+    save_model(tmp_path / "model.pt", _tiny_model())
+    src = tmp_path / "in.csv"
+    src.write_text("smiles\nCCO\n")
+    code = main(["predict", "--model", str(tmp_path / "model.pt"), "-i", str(src), "-o", str(tmp_path / "o.csv")])
+    assert code != 0 and "conformers generate" in capsys.readouterr().err
+    assert not (tmp_path / "o.csv").exists()
+
+
+def test_cgcf_train_refuses_a_non_empty_run_folder(tmp_path, capsys):
+    from molgraph.cli.main import main
+
+    (tmp_path / "run").mkdir()
+    (tmp_path / "run" / "keep.txt").write_text("user file")
+    code = main(["cgcf", "train", "-o", str(tmp_path / "run"), "--n-train", "5"])
+    assert code != 0 and "not empty" in capsys.readouterr().err
+    assert (tmp_path / "run" / "keep.txt").read_text() == "user file"

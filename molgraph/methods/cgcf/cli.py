@@ -35,7 +35,7 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
 def run_train(args: argparse.Namespace) -> int:
     import torch
 
-    from molgraph.cli.common import error_exit
+    from molgraph.io import error_exit
     from molgraph.methods.cgcf.config import CGCFConfig
     from molgraph.methods.cgcf.train import train_cgcf
 

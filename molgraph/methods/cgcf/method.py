@@ -12,6 +12,7 @@ CGCF does not train through the shared Lightning trainer (``molgraph train``): i
 
 from __future__ import annotations
 
+import argparse
 from typing import Any
 
 from molgraph.train.method import Method
@@ -33,3 +34,10 @@ class CGCFMethod(Method):
         from molgraph.methods.cgcf.model import model_from_payload
 
         return model_from_payload(payload)
+
+    def predict_command(self, predictor: Any, args: argparse.Namespace) -> int:
+        """A CGCF model makes conformers, not predictions: say which command does."""
+        from molgraph.io import error_exit
+
+        return error_exit(f"{args.model} is a CGCF conformer model: generate conformers with "
+                          f"`molgraph conformers generate -i {args.input} -o OUT.sdf --method cgcf --model {args.model}`")
