@@ -12,6 +12,8 @@ Sections (``--sections``, comma-separated; results merge into ``--out`` by secti
   one model per group, each task scored by the model of its serving group; the same number of
   groups drawn at random (``--random-groupings`` draws); and the increased-transfer run (total vs
   PCGrad gradient by lookahead). Mean test ROC-AUC over the 12 tasks; the affinity heat map.
+* ``encoders``: the graph transformer beside GINE and the D-MPNN (each dataset's gin / dmpnn recipe,
+  the same budget) on ESOL, Lipophilicity and Tox21: test metric and seconds per training epoch.
 * ``transformer``: the graph transformer measurements of ``benchmarks/techniques_transformer.py``.
 
 Every run uses the recipe in ``models/`` for the dataset with the budget overrides printed in the
@@ -101,7 +103,7 @@ def _train(recipe: str, out_dir: Path, budget: dict[str, Any], callbacks: tuple 
     metrics = json.loads((out_dir / "metrics.json").read_text())
     preds = pd.read_csv(out_dir / "test_predictions.csv")
     pred_cols = [c for c in preds.columns if c.endswith("_pred")]
-    return {"test": metrics["test"], "val": metrics["val"], "wall_seconds": wall,
+    return {"test": metrics["test"], "val": metrics["val"], "wall_seconds": wall, "timing": metrics.get("timing"),
             "pred_digest": float(np.nansum(preds[pred_cols].to_numpy(dtype=float))),
             "_preds": preds[pred_cols].to_numpy(dtype=float)}
 
@@ -174,6 +176,29 @@ def section_hopfield(args: argparse.Namespace, tmp: Path) -> dict:
                         **{k: _summary(v) for k, v in vals.items()},
                         "verdict_hopfield_vs": {k: _verdict(vals["hopfield"], vals[k], True)
                                                 for k in ("mean", "sum", "attention")}}
+    return out
+
+
+def section_encoders(args: argparse.Namespace, tmp: Path) -> dict:
+    """(d) of the graph transformer: side by side with GINE and the D-MPNN, same budget and seeds."""
+    out: dict[str, Any] = {}
+    for dataset, metric, higher in (("esol", "rmse", False), ("lipophilicity", "rmse", False),
+                                    ("tox21", "roc_auc", True)):
+        budget = args.budget["tox21" if dataset == "tox21" else "esol"]
+        rows: dict[str, list[dict]] = {"gin": [], "dmpnn": [], "graph_transformer": []}
+        for seed in range(args.seeds):
+            for model in rows:
+                recipe = f"{'dmpnn' if model == 'dmpnn' else 'gin'}_{dataset}.toml"
+                run = tmp / f"enc_{dataset}_{model}_{seed}"
+                rows[model].append(train_once(recipe, run, budget, model=model, seed=seed))
+                print(f"encoders {dataset} {model} seed {seed}: test {metric} {rows[model][-1]['test'][metric]:.4f}",
+                      flush=True)
+        vals = {m: [r["test"][metric] for r in runs] for m, runs in rows.items()}
+        out[dataset] = {"metric": metric, "per_seed": vals, **{m: _summary(v) for m, v in vals.items()},
+                        "epoch_seconds": {m: _summary([r["timing"]["train_epoch_seconds_median"] for r in runs])
+                                          for m, runs in rows.items()},
+                        "verdict_transformer_vs": {m: _verdict(vals["graph_transformer"], vals[m], higher)
+                                                   for m in ("gin", "dmpnn")}}
     return out
 
 
@@ -287,7 +312,8 @@ def main(argv: list[str] | None = None) -> int:
     import torch
 
     result["machine"] = {"platform": platform.platform(), "torch_threads": torch.get_num_threads()}
-    sections = {"adamp": section_adamp, "hopfield": section_hopfield, "tag": section_tag}
+    sections = {"adamp": section_adamp, "hopfield": section_hopfield, "tag": section_tag,
+                "encoders": section_encoders}
     for name in args.sections.split(","):
         if name == "transformer":
             import techniques_transformer
@@ -296,7 +322,7 @@ def main(argv: list[str] | None = None) -> int:
                                                  "ran": techniques_transformer.main([])}
             continue
         if name not in sections:
-            raise SystemExit(f"unknown section {name!r}; choose from adamp, hopfield, tag, transformer")
+            raise SystemExit(f"unknown section {name!r}; choose from adamp, hopfield, tag, encoders, transformer")
         with tempfile.TemporaryDirectory() as tmp:
             t0 = time.perf_counter()
             res = sections[name](args, Path(tmp))
