@@ -16,7 +16,7 @@ import shlex
 from pathlib import Path
 from typing import Any
 
-from molgraph.io import error_exit
+from molgraph.io import atomic_write_bytes, error_exit
 
 __all__ = ["register", "run"]
 
@@ -73,9 +73,7 @@ def run(args: argparse.Namespace) -> int:
                "serving_group": {tasks[j]: serving[j] for j in range(len(tasks))},
                "score": group_score(z, groups), "train_commands": commands}
     out.parent.mkdir(parents=True, exist_ok=True)
-    tmp = out.with_name(out.name + ".tmp")
-    tmp.write_text(json.dumps(payload, indent=2) + "\n")
-    tmp.replace(out)
+    atomic_write_bytes(out, (json.dumps(payload, indent=2) + "\n").encode())
     for k, g in enumerate(payload["groups"]):
         served = [t for t in tasks if payload["serving_group"][t] == k]
         print(f"group {k}: {', '.join(g)}  (serves {', '.join(served) or 'none'})")

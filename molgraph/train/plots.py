@@ -23,13 +23,23 @@ from matplotlib.ticker import MaxNLocator
 
 from molgraph.data.sources import atomic_output
 
-__all__ = ["MAX_TASKS_PLOTTED", "plot_calibration", "plot_learning_curves", "plot_parity", "plot_roc"]
+__all__ = ["MAX_TASKS_PLOTTED", "plot_affinity", "plot_calibration", "plot_learning_curves", "plot_parity", "plot_roc"]
 
 #: Plots show at most this many tasks (datasets like ToxCast have hundreds); the title says so.
 MAX_TASKS_PLOTTED = 12
 
 _DPI = 100
 
+
+
+def _task_panels(n_tasks: int) -> tuple[Figure, int, Any]:
+    """A figure with one panel per shown task (at most :data:`MAX_TASKS_PLOTTED`, 4 per row):
+    ``(figure, number shown, panel(j) -> axes of task j)``."""
+    n_shown = min(n_tasks, MAX_TASKS_PLOTTED)
+    ncols = min(max(n_shown, 1), 4)
+    nrows = max(math.ceil(n_shown / ncols), 1)
+    fig = Figure(figsize=(3.6 * ncols, 3.4 * nrows))
+    return fig, n_shown, lambda j: fig.add_subplot(nrows, ncols, j + 1)
 
 def _save(fig: Figure, out_png: str | os.PathLike[str]) -> Path:
     FigureCanvasAgg(fig)  # attaches itself as fig.canvas
@@ -182,12 +192,9 @@ def plot_parity(
     """
     yt, yp = _pair(y_true, y_pred, "y_pred")
     names = _names(target_names, yt.shape[1])
-    n_shown = min(len(names), MAX_TASKS_PLOTTED)
-    ncols = min(max(n_shown, 1), 4)
-    nrows = max(math.ceil(n_shown / ncols), 1)
-    fig = Figure(figsize=(3.6 * ncols, 3.4 * nrows))
+    fig, n_shown, panel = _task_panels(len(names))
     for j in range(n_shown):
-        ax = fig.add_subplot(nrows, ncols, j + 1)
+        ax = panel(j)
         ok = np.isfinite(yt[:, j]) & np.isfinite(yp[:, j])
         t, p = yt[ok, j], yp[ok, j]
         if len(t) == 0:
@@ -297,12 +304,9 @@ def plot_calibration(
     if task_type == "regression" and ys is None:
         raise ValueError("a regression calibration plot needs the predicted std")
     names = _names(target_names, yt.shape[1])
-    n_shown = min(len(names), MAX_TASKS_PLOTTED)
-    ncols = min(max(n_shown, 1), 4)
-    nrows = max(math.ceil(n_shown / ncols), 1)
-    fig = Figure(figsize=(3.6 * ncols, 3.4 * nrows))
+    fig, n_shown, panel = _task_panels(len(names))
     for j in range(n_shown):
-        ax = fig.add_subplot(nrows, ncols, j + 1)
+        ax = panel(j)
         ok = ~np.isnan(yt[:, j])
         ax.plot([0, 1], [0, 1], color="0.5", lw=1, ls="--")
         if task_type == "regression":
@@ -327,5 +331,22 @@ def plot_calibration(
     if len(names) > n_shown:
         suptitle += f" (first {n_shown} of {len(names)} tasks shown)"
     fig.suptitle(suptitle)
+    fig.tight_layout()
+    return _save(fig, out_png)
+
+
+def plot_affinity(z: Any, names: Sequence[str], out_png: str | os.PathLike[str]) -> Path:
+    """Heat map of inter-task affinities ``z[i, j]`` (row: the task stepped on; column: the task
+    whose loss changes; :mod:`molgraph.train.task_grouping`). Returns ``Path(out_png)``."""
+    z = np.asarray(z, dtype=np.float64)
+    fig = Figure(figsize=(1 + 0.5 * len(names), 1 + 0.5 * len(names)))
+    ax = fig.add_subplot(1, 1, 1)
+    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
+    im = ax.imshow(z, cmap="RdBu", vmin=-lim, vmax=lim)
+    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
+    ax.set_yticks(range(len(names)), names, fontsize=7)
+    ax.set_xlabel("task j (loss after the step)")
+    ax.set_ylabel("task i (gradient step)")
+    fig.colorbar(im, ax=ax, label="lookahead affinity Z(i -> j)")
     fig.tight_layout()
     return _save(fig, out_png)

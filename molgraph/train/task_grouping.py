@@ -35,7 +35,9 @@ import torch
 from lightning.pytorch.callbacks import Callback
 from torch import Tensor, nn
 
+from molgraph.io import atomic_write_bytes
 from molgraph.train.metrics import masked_loss
+from molgraph.train.plots import plot_affinity
 
 __all__ = [
     "lookahead_affinity",
@@ -284,28 +286,8 @@ class TaskAffinityCallback(Callback):
                    "steps_recorded": self.steps, "every": self.every, "affinity_seconds": self.seconds,
                    "train_seconds": self.train_seconds}
         out.mkdir(parents=True, exist_ok=True)
-        (out / "task_affinity.json").write_text(json.dumps(payload, indent=2) + "\n")
+        atomic_write_bytes(out / "task_affinity.json", (json.dumps(payload, indent=2) + "\n").encode())
         plot_affinity(self.affinity, [str(n) for n in names], out / "task_affinity.png")
-
-
-def plot_affinity(z: np.ndarray, names: Sequence[str], path: str | Path) -> None:
-    """Heat map of ``z[i, j]`` (row: the task stepped on; column: the task whose loss changes)."""
-    import matplotlib
-
-    matplotlib.use("Agg")
-    import matplotlib.pyplot as plt
-
-    fig, ax = plt.subplots(figsize=(1 + 0.5 * len(names), 1 + 0.5 * len(names)))
-    lim = float(np.nanmax(np.abs(z))) if np.isfinite(z).any() else 1.0
-    im = ax.imshow(z, cmap="RdBu", vmin=-lim, vmax=lim)
-    ax.set_xticks(range(len(names)), names, rotation=90, fontsize=7)
-    ax.set_yticks(range(len(names)), names, fontsize=7)
-    ax.set_xlabel("task j (loss after the step)")
-    ax.set_ylabel("task i (gradient step)")
-    fig.colorbar(im, ax=ax, label="lookahead affinity Z(i -> j)")
-    fig.tight_layout()
-    fig.savefig(path, dpi=120)
-    plt.close(fig)
 
 
 class TransferenceCallback(Callback):
