@@ -33,8 +33,13 @@ Self-checks (the run stops with an error when one fails): the parts are disjoint
 Cormorant's test predictions change by < 1e-4 standard deviations under a random rotation and
 translation; the linear fit beats the mean on its own training set; every MAE is finite.
 
-DimeNet++ is not run: PyG's ``DimeNetPlusPlus.forward`` calls ``radius_graph`` itself, which
-needs torch-cluster (no wheel installs from the registries here) and takes no graph argument.
+DimeNet++ is not run. PyG 2.8's ``DimeNetPlusPlus.forward(z, pos, batch)`` takes no graph argument
+and builds its own: it calls ``torch_geometric.nn.radius_graph`` (which raises "'radius_graph' requires
+'pyg-lib>=0.6.0'" here), then the module-level ``triplets``, which builds a ``torch_sparse.SparseTensor``
+(raises "'SparseTensor' requires 'torch-sparse'"). Neither pyg-lib, torch-cluster nor torch-sparse
+installs as a wheel from the registries here, so running it would mean replacing those two
+module-level functions of ``torch_geometric.nn.models.dimenet`` (patching PyG's internals) or
+rewriting its forward pass.
 """
 
 from __future__ import annotations
