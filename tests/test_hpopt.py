@@ -44,6 +44,16 @@ def test_search_space_comes_from_the_setting_declarations():
         search_space(PropertyConfig, ["depht"])
 
 
+def test_a_declared_range_can_be_narrowed_not_widened():
+    space = search_space(PropertyConfig, ["hidden_dim=100:400", "depth=2:5", "max_lr=0.0005:0.002", "dropout"])
+    assert space["hidden_dim"] == ("int", 100, 400, 50) and space["depth"] == ("int", 2, 5)
+    assert space["max_lr"] == ("log", 0.0005, 0.002) and space["dropout"] == ("float", 0.0, 0.4, 0.05)
+    for bad, why in (("hidden_dim=50:400", "within the declared"), ("depth=4:3", "within the declared"),
+                     ("depth=2", "LOW:HIGH"), ("depth=2.5:4", "LOW:HIGH")):
+        with pytest.raises(ValueError, match=why):
+            search_space(PropertyConfig, [bad])
+
+
 def test_study_folder_of_the_user_is_refused(tmp_path):
     (tmp_path / "notes.txt").write_text("mine")
     with pytest.raises(FileExistsError, match="did not write"):

@@ -39,7 +39,8 @@ def register(subparsers: argparse._SubParsersAction, argv: Sequence[str] | None 
     p.add_argument("--trials", type=int, default=30, help="finished trials to reach, earlier ones counted (default 30)")
     p.add_argument("--timeout", type=float, default=None, help="seconds after which no new trial starts (default: none)")
     p.add_argument("--params", nargs="+", default=None, metavar="SETTING",
-                   help="the settings to search (default: every one that declares a range)")
+                   help="the settings to search (default: every one that declares a range); NAME=LOW:HIGH narrows "
+                        "a declared range (e.g. hidden_dim=100:400 to bound the cost of a CPU search)")
     p.add_argument("--sampler-seed", type=int, default=None, help="the TPE sampler's seed (default: the recipe's seed)")
     p.add_argument("--list", action="store_true", default=False, help="print the searchable settings and their ranges")
     if name in METHODS and METHODS[name].config_class is not None:

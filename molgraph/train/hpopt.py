@@ -55,7 +55,8 @@ def search_space(config_class: type, params: Sequence[str] | None = None) -> dic
     """Setting name -> its ``search`` declaration, for the settings of ``config_class`` that have one.
 
     Args:
-        params: only these settings (each must declare a range); ``None``: every declared one.
+        params: only these settings (each must declare a range), each as ``NAME`` or ``NAME=LOW:HIGH``
+            (a narrower range than the declared one, same step and scale); ``None``: every declared one.
 
     Raises:
         ValueError: a name in ``params`` that is not a setting, or that declares no range.
@@ -73,13 +74,33 @@ def search_space(config_class: type, params: Sequence[str] | None = None) -> dic
             raise ValueError(f"{config_class.__name__} declares no search range (setting(..., search=...))")
         return declared
     out = {}
-    for name in params:
+    for item in params:
+        name, _, bounds = item.partition("=")
         if name not in names:
             raise ValueError(f"params: {name!r} is not a setting of {config_class.__name__}")
         if name not in declared:
             raise ValueError(f"params: {name!r} declares no search range; searchable: {', '.join(sorted(declared))}")
-        out[name] = declared[name]
+        out[name] = _narrow(name, declared[name], bounds) if bounds else declared[name]
     return out
+
+
+def _narrow(name: str, spec: tuple[Any, ...], bounds: str) -> tuple[Any, ...]:
+    """``spec`` with its range narrowed to ``LOW:HIGH`` (e.g. ``hidden_dim=100:400`` to bound the cost of
+    a search on a CPU); the step and the scale stay the declared ones, and the bounds must lie within
+    the declared range (the declaration stays the authority on what is sensible)."""
+    if spec[0] == "choice":
+        raise ValueError(f"params: {name!r} is a choice; its range cannot be narrowed")
+    parts = bounds.split(":")
+    try:
+        if len(parts) != 2:
+            raise ValueError
+        low, high = (int(x) for x in parts) if spec[0] == "int" else (float(x) for x in parts)
+    except ValueError:
+        raise ValueError(f"params: {name}={bounds!r}: give the range as NAME=LOW:HIGH "
+                         f"({'integers' if spec[0] == 'int' else 'numbers'})") from None
+    if not spec[1] <= low < high <= spec[2]:
+        raise ValueError(f"params: {name}={bounds}: the range must lie within the declared {spec[1]}..{spec[2]}, low < high")
+    return (spec[0], low, high, *spec[3:])
 
 
 def _check_spec(name: str, spec: Sequence[Any]) -> None:
