@@ -24,11 +24,23 @@ Part ``compile`` (``--compile-models``): ``molgraph train`` on ``--compile-datas
 epochs with and without ``--compile``, interleaved; the median seconds per training epoch after
 the first (the first pays for compilation) and the process wall time.
 
+Part ``hpopt`` (``--hpopt-study STUDY_DIR``, from ``molgraph hpopt``): the test RMSE of the search's
+best configuration (``STUDY_DIR/best.toml``) trained with ``--hpopt-epochs`` epochs on the seeds
+``--hpopt-seeds`` (data seed = model seed, as ``benchmarks/property.py`` does), beside the recipe
+(``--hpopt-recipe``) trained the same way on the seeds ``--hpopt-recipe-seeds``; the search's trials,
+best values and wall time (first trial's start to last trial's end, from ``study.db``). It checks
+that the search's split (``search_split.json``) has no test rows and equals the training and
+validation rows of the same data seed's run, so the search never saw that run's test rows, and that
+each run's ``test_predictions.csv`` gives back its RMSE. Runs on another data seed than the
+search's are flagged: their test rows were among the search's training or validation rows.
+
 Usage::
 
     python benchmarks/property_uncertainty.py --parts uncertainty --datasets esol --methods mve --seeds 0 \\
         --chemprop-python .venv-chemprop/bin/python --epochs 30
     python benchmarks/property_uncertainty.py --parts compile --compile-models dmpnn gin
+    python benchmarks/property_uncertainty.py --parts hpopt --hpopt-study runs/hpopt_lipo --hpopt-seeds 0 1 2 \
+        --hpopt-recipe-seeds 0
 
 Results: ``benchmarks/results/property_uncertainty.json`` (merged by part, see ``_harness.py``),
 and a Markdown table on stdout.
@@ -234,6 +246,17 @@ def table(results: dict[str, Any]) -> list[str]:
                 lines.append(f"| {dataset} ({split}) | {method} | {lib} | {s[primary]['n']} | {cell(s[primary])} | "
                              f"{cell(s['raw']['nll'])} | {cell(s['calibrated']['nll'])} | {cell(s['raw'][cal_key])} | "
                              f"{cell(s['calibrated'][cal_key])} | {cell(s['raw'][third])} |")
+    for dataset, entry in results.get("hpopt", {}).items():
+        srch, summ = entry["search"], entry["summary"]
+        lines += ["", f"hpopt {dataset}: {srch['trials']} in {srch['wall_seconds']:.0f} s, best trial {srch['best_trial']} "
+                      f"(validation {srch['best_value']:.4f}): {srch['best_params']}",
+                  "| configuration | seed | epochs | test RMSE | val RMSE | test rows seen by the search |", "|---|---|---|---|---|---|"]
+        for name, runs in entry["runs"].items():
+            for seed, r in runs.items():
+                lines.append(f"| {name} | {seed} | {r['epochs']} | {r['test']['rmse']:.3f} | {r['val']['rmse']:.3f} | "
+                             f"{r['test_rows_seen_by_search']} |")
+        lines.append(f"best {cell(summ['best_test_rmse'])}, recipe {cell(summ['recipe_test_rmse'])}, paired difference "
+                     f"(best - recipe, seeds {summ['paired_seeds']}) {cell(summ['paired_difference_best_minus_recipe'])}")
     if "compile" in results:
         lines += ["", "| model | compile | epochs | median s / epoch after the first | wall s |", "|---|---|---|---|---|"]
         for model, runs in results["compile"].items():
@@ -326,9 +349,112 @@ def part_compile(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
                                                  "threads": 1}) for model, r in runs.items()]
 
 
+def _train_and_check(config: Path, dataset: str, split: str, seed: int, epochs: int, run_dir: Path,
+                     reuse: bool = False) -> dict[str, Any]:
+    """``molgraph train --config CONFIG`` on (split, data seed = seed, seed), checked against its own
+    ``test_predictions.csv``; the run's test metrics, val metrics and wall seconds. With ``reuse``, a
+    finished run of this script in ``run_dir`` (same command) is read instead of trained again."""
+    import pandas as pd
+
+    from molgraph.train.metrics import compute_metrics
+
+    cmd = [sys.executable, "-m", "molgraph.cli.main", "train", "--config", str(config), "--dataset", dataset,
+           "--split", split, "--data-seed", str(seed), "--seed", str(seed), "--epochs", str(epochs),
+           "--accelerator", "cpu", "--no-progress", "--quiet", "-o", str(run_dir)]
+    done = run_dir / "bench_run.json"  # written by this script after a finished run: its command and wall time
+    if reuse and done.is_file() and json.loads(done.read_text())["cmd"] == cmd[1:]:
+        wall, reused = float(json.loads(done.read_text())["wall_seconds"]), True
+    else:
+        print(f"[{time.strftime('%H:%M:%S')}] train {config.name} seed {seed} ({epochs} epochs)", file=sys.stderr, flush=True)
+        t0 = time.perf_counter()
+        proc = subprocess.run(cmd, cwd=ROOT, env=_env(), capture_output=True, text=True)
+        if proc.returncode != 0:
+            raise RuntimeError(f"molgraph train failed ({config}, seed {seed}):\n{proc.stderr[-3000:]}")
+        wall, reused = time.perf_counter() - t0, False
+        done.write_text(json.dumps({"cmd": cmd[1:], "wall_seconds": wall}))
+    metrics = json.loads((run_dir / "metrics.json").read_text())
+    pred = pd.read_csv(run_dir / "test_predictions.csv")
+    target = [c for c in pred.columns if f"{c}_pred" in pred.columns]
+    again = compute_metrics(pred[[f"{t}_pred" for t in target]].to_numpy(), pred[target].to_numpy(), "regression",
+                            ["rmse"], target)["rmse"]
+    if not np.isclose(again, metrics["test"]["rmse"], rtol=1e-6, atol=1e-9):
+        raise RuntimeError(f"{run_dir}: test_predictions.csv gives rmse {again}, metrics.json {metrics['test']['rmse']}")
+    return {"run_dir": str(run_dir), "wall_seconds": wall, "reused_finished_run": reused, "epochs": epochs,
+            "test": {k: v for k, v in metrics["test"].items() if "/" not in k},
+            "val": {k: v for k, v in metrics["val"].items() if "/" not in k}}
+
+
+def _study_record(study_dir: Path) -> dict[str, Any]:
+    """The search: trials by state, best trial, its values, and the wall time from ``study.db``."""
+    import optuna
+    from optuna.trial import TrialState
+
+    study = optuna.load_study(study_name="hpopt", storage=f"sqlite:///{study_dir / 'study.db'}")
+    trials = study.get_trials(deepcopy=False)
+    starts = [t.datetime_start for t in trials if t.datetime_start is not None]
+    ends = [t.datetime_complete for t in trials if t.datetime_complete is not None]
+    states = {st.name.lower(): sum(t.state == st for t in trials) for st in TrialState}
+    best = study.best_trial
+    return {"study_dir": str(study_dir), "trials": {k: v for k, v in states.items() if v},
+            "best_trial": best.number, "best_value": best.value, "best_params": best.params,
+            "wall_seconds": (max(ends) - min(starts)).total_seconds() if starts and ends else None,
+            "trial_seconds_sum": sum(float(t.user_attrs.get("seconds", 0.0)) for t in trials),
+            "search_space": json.loads((study_dir / "search_space.json").read_text())["space"]}
+
+
+def part_hpopt(args: argparse.Namespace, workdir: Path) -> list[harness.Part]:
+    from molgraph.train.settings import flatten, load_toml
+
+    study_dir = args.hpopt_study
+    best_path = study_dir / "best.toml"
+    best = flatten({k: v for k, v in load_toml(best_path).items() if k != "method"})
+    dataset, split, search_seed = best["dataset"], best["split"], int(best["data_seed"])
+    search_split = json.loads((study_dir / "search_split.json").read_text())
+    if search_split["test"]:
+        raise RuntimeError(f"{study_dir / 'search_split.json'} has {len(search_split['test'])} test rows: the search saw them")
+    record = _study_record(study_dir)
+    runs: dict[str, dict[str, Any]] = {"best": {}, "recipe": {}}
+    for name, config, seeds in (("best", best_path, args.hpopt_seeds), ("recipe", args.hpopt_recipe, args.hpopt_recipe_seeds)):
+        for seed in seeds:
+            run = _train_and_check(config, dataset, split, seed, args.hpopt_epochs, workdir / f"hpopt-{name}-seed{seed}",
+                                   reuse=args.hpopt_reuse)
+            splits = json.loads((Path(run["run_dir"]) / "splits.json").read_text())
+            if seed == search_seed:
+                # the search trained and selected on exactly this run's training and validation rows
+                if splits["train"] != search_split["train"] or splits["val"] != search_split["val"]:
+                    raise RuntimeError(f"seed {seed}: the run's train/val rows differ from the search's {study_dir}")
+                run["test_rows_seen_by_search"] = 0
+            else:
+                seen = set(search_split["train"]) | set(search_split["val"])
+                run["test_rows_seen_by_search"] = sum(int(r) in seen for r in splits["test"])
+            runs[name][str(seed)] = run
+
+    def stats(name: str, only: list[str] | None = None) -> dict[str, float]:
+        return _summary([r["test"]["rmse"] for s, r in runs[name].items() if only is None or s in only])
+
+    # the recipe's numbers in the property benchmark (benchmarks/property.py, same split, data seed = seed,
+    # 50 epochs), for reference beside the runs above
+    earlier = json.loads((ROOT / "benchmarks" / "results" / "property.json").read_text())
+    anchor = earlier.get("anchors", {}).get(f"{dataset}_scaffold" if "scaffold" in split else f"{dataset}_{split}", {})
+    recipe_property_json = {s: r["molgraph"]["test"]["rmse"] for s, r in anchor.get("runs", {}).items() if "molgraph" in r}
+    paired = sorted(set(runs["best"]) & set(runs["recipe"]), key=int)
+    entry = {"search": record, "runs": runs, "summary": {
+        "best_test_rmse": stats("best"), "recipe_test_rmse": stats("recipe"),
+        "best_test_rmse_search_split_only": stats("best", [str(search_seed)]),
+        "paired_seeds": paired, "recipe_test_rmse_in_property_json": recipe_property_json,
+        "paired_difference_best_minus_recipe": _summary([runs["best"][s]["test"]["rmse"] - runs["recipe"][s]["test"]["rmse"]
+                                                          for s in paired])}}
+    settings = {"study": str(study_dir), "dataset": dataset, "split": split, "search_data_seed": search_seed,
+                "epochs": args.hpopt_epochs, "best_seeds": list(args.hpopt_seeds),
+                "recipe": str(args.hpopt_recipe), "recipe_seeds": list(args.hpopt_recipe_seeds),
+                "note": "data seed = model seed; runs on another data seed than the search's have test rows "
+                        "that were training or validation rows of the search (test_rows_seen_by_search)"}
+    return [harness.Part(("hpopt", dataset), entry, settings)]
+
+
 def main(argv: list[str] | None = None) -> int:
     ap = argparse.ArgumentParser(description=__doc__, formatter_class=argparse.RawDescriptionHelpFormatter)
-    ap.add_argument("--parts", nargs="+", default=["uncertainty"], choices=("uncertainty", "compile"))
+    ap.add_argument("--parts", nargs="+", default=["uncertainty"], choices=("uncertainty", "compile", "hpopt"))
     ap.add_argument("--datasets", nargs="+", default=list(DATASETS), choices=list(DATASETS))
     ap.add_argument("--methods", nargs="+", default=["mve", "evidential", "dirichlet", "ensemble", "mc-dropout"],
                     choices=("mve", "evidential", "dirichlet", "ensemble", "mc-dropout"))
@@ -340,6 +466,14 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-dataset", default="lipophilicity", choices=list(DATASETS))
     ap.add_argument("--compile-epochs", type=int, default=4)
     ap.add_argument("--compile-repeats", type=int, default=1)
+    ap.add_argument("--hpopt-study", type=Path, default=None, help="a molgraph hpopt study folder (part hpopt)")
+    ap.add_argument("--hpopt-seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of the best configuration's runs")
+    ap.add_argument("--hpopt-recipe", type=Path, default=ROOT / "models" / "dmpnn_lipophilicity.toml",
+                    help="the recipe the best configuration is compared with")
+    ap.add_argument("--hpopt-recipe-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the recipe's runs")
+    ap.add_argument("--hpopt-reuse", action="store_true",
+                    help="read the finished runs of an earlier invocation in --workdir instead of training them again")
+    ap.add_argument("--hpopt-epochs", type=int, default=50, help="training epochs of those runs (the recipe's 50)")
     ap.add_argument("--workdir", type=Path, default=None, help="keep run folders here (default: a temp dir)")
     ap.add_argument("--merge-seeds", action="store_true",
                     help="keep the seeds an earlier run of the same (dataset, method) and settings wrote")
@@ -350,6 +484,10 @@ def main(argv: list[str] | None = None) -> int:
         workdir = args.workdir or Path(tmp)
         workdir.mkdir(parents=True, exist_ok=True)
         compiled: list[harness.Part] = part_compile(args, workdir) if "compile" in args.parts else []
+        if "hpopt" in args.parts:
+            if args.hpopt_study is None:
+                ap.error("--parts hpopt needs --hpopt-study STUDY_DIR")
+            compiled += part_hpopt(args, workdir)
         pending = part_uncertainty(args, workdir) if "uncertainty" in args.parts else []
         fold = fold_seeds(pending, args.merge_seeds)
         results = harness.update_results(args.out, lambda current: [*compiled, *fold(current)], run,
