@@ -24,6 +24,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("-o", "--output-dir", required=True, type=Path, help="run folder (must not exist or be empty)")
     t.add_argument("--data-root", type=Path, default=None, help="data root (default $MOLGRAPH_DATA or ../shared/data)")
     t.add_argument("--no-energy", action="store_true", help="train the flow only (no NCE energy network)")
+    t.add_argument("--flow-from", type=Path, default=None, metavar="RUN",
+                   help="reuse the frozen flow of this run (folder or model.pt) and train only the energy network; "
+                        "the flow's settings and data order come from that run")
     for f in dataclasses.fields(CGCFConfig):
         t.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=f.default,
                        help=f"{f.metadata.get('help', '')} (default {f.default})")
@@ -45,7 +48,7 @@ def run_train(args: argparse.Namespace) -> int:
         config.validate()
         torch.manual_seed(config.seed)
         train_cgcf(config, args.output_dir, data_root=args.data_root, energy=not args.no_energy,
-                   say=lambda msg: print(msg, flush=True))
+                   flow_from=args.flow_from, say=lambda msg: print(msg, flush=True))
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         return error_exit(str(exc))
     return 0

@@ -10,7 +10,14 @@ from __future__ import annotations
 from dataclasses import asdict, dataclass, field, fields
 from typing import Any
 
-__all__ = ["CGCFConfig"]
+__all__ = ["CGCFConfig", "ENERGY_NOISE", "FLOW_FIELDS"]
+
+#: what the energy network is trained against (see ``CGCFConfig.energy_noise``)
+ENERGY_NOISE = ("flow", "etkdg")
+#: settings that define a trained flow and its data order: taken from the base run when only the
+#: energy network is trained on an existing flow (``molgraph cgcf train --flow-from RUN``)
+FLOW_FIELDS = ("hidden", "layers", "max_hops", "integration_time", "noise_std", "train_solver", "train_steps", "lr",
+               "batch_size", "max_iters", "max_minutes", "n_train", "seed")
 
 
 def _f(default: Any, help: str) -> Any:  # noqa: A002 - "help" is the metadata key the CLI reads
@@ -51,6 +58,12 @@ class CGCFConfig:
     energy_max_minutes: float = _f(8.0, "wall-clock budget of energy training, minutes")
     nce_samples: int = _f(1, "flow samples per training molecule as NCE noise (data:noise = 1:this)")
     nce_molecules: int = _f(1000, "training molecules whose DFT geometry and flow samples train the energy network")
+    energy_noise: str = _f("flow", "what the energy network learns against: 'flow' (NCE against frozen-flow samples, "
+                                   "the paper) or 'etkdg' (conditional NCE against ETKDG+MMFF94 conformers of the same "
+                                   "molecule, the DFT geometry relaxed with MMFF94 as the data: a ranker of ETKDG conformers)")
+    energy_pool: int = _f(12, "energy_noise etkdg: ETKDG+MMFF94 conformers embedded per molecule as noise")
+    energy_same_rmsd: float = _f(0.25, "energy_noise etkdg: pool conformers within this heavy-atom RMSD (angstrom) "
+                                       "of the relaxed DFT geometry are the same conformer, not noise")
     # Langevin tilt at sampling
     langevin_steps: int = _f(0, "Langevin steps on log p_flow - E after the flow (0: flow samples only)")
     langevin_step_size: float = _f(1e-4, "Langevin step size eta (angstrom^2): x += eta/2 grad + sqrt(eta) noise")
@@ -73,6 +86,12 @@ class CGCFConfig:
         for name in ("noise_std", "langevin_step_size", "integration_time", "lr", "energy_lr"):
             if getattr(self, name) < 0 or (name in ("integration_time", "lr", "energy_lr") and getattr(self, name) == 0):
                 raise ValueError(f"{name} must be positive, got {getattr(self, name)}")
+        if self.energy_noise not in ENERGY_NOISE:
+            raise ValueError(f"energy_noise must be one of {ENERGY_NOISE}, got {self.energy_noise!r}")
+        if self.energy_pool < 2:
+            raise ValueError(f"energy_pool must be >= 2, got {self.energy_pool}")
+        if self.energy_same_rmsd < 0:
+            raise ValueError(f"energy_same_rmsd must be >= 0, got {self.energy_same_rmsd}")
         if self.langevin_steps < 0 or self.seed < 0:
             raise ValueError("langevin_steps and seed must be >= 0")
 

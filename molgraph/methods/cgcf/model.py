@@ -137,7 +137,8 @@ class CGCFModel:
         out = torch.zeros(pos.shape[0])
         with torch.no_grad():
             if what in ("tilted", "energy"):
-                out = out - self.energy_of(graph, pos)
+                # in chunks: the energy network's all-pairs tensors grow as K n^2 (drug-size pools)
+                out = out - torch.cat([self.energy_of(graph, p) for p in torch.split(pos, 64)])
         if what in ("tilted", "flow"):
             out = out + self.log_prob(graph, pos, gen, probes=probes).detach()
         return out.numpy().astype(np.float64)
