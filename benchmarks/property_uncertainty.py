@@ -467,7 +467,7 @@ def main(argv: list[str] | None = None) -> int:
     ap.add_argument("--compile-epochs", type=int, default=4)
     ap.add_argument("--compile-repeats", type=int, default=1)
     ap.add_argument("--hpopt-study", type=Path, default=None, help="a molgraph hpopt study folder (part hpopt)")
-    ap.add_argument("--hpopt-seeds", nargs="+", type=int, default=[0, 1, 2], help="seeds of the best configuration's runs")
+    ap.add_argument("--hpopt-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the best configuration's runs")
     ap.add_argument("--hpopt-recipe", type=Path, default=ROOT / "models" / "dmpnn_lipophilicity.toml",
                     help="the recipe the best configuration is compared with")
     ap.add_argument("--hpopt-recipe-seeds", nargs="*", type=int, default=[0, 1, 2], help="seeds of the recipe's runs")
