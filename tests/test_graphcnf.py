@@ -122,6 +122,8 @@ def test_beta_schedule_and_iid_baseline_exact():
     assert beta_at(0, 2.0, 1000) == 2.0
     assert beta_at(1000, 2.0, 1000) == 1.5
     assert beta_at(3000, 2.0, 1000) == 1.125
+    assert beta_at(1000, 2.0, 1000, beta_end=3.0) == 2.5
+    assert beta_at(10 ** 6, 3.0, 1000, beta_end=3.0) == 3.0
     g, _ = DenseMolGraphs.from_smiles(["CO", "CC"])
     # atoms: C 3/4, O 1/4; pairs: 2 single bonds of 2 pairs -> p(single) = 1
     want = -(3 * math.log2(0.75) + math.log2(0.25)) / 4
@@ -250,11 +252,12 @@ def test_mixture_encoding_posterior_is_exact_bayes():
     assert torch.allclose(post, dens / dens.sum(1, keepdim=True), atol=1e-5)
 
 
-def test_encode_decode_reconstructs_atoms_and_bond_types_untrained():
+@pytest.mark.parametrize("separation", [None, 48.0])
+def test_encode_decode_reconstructs_atoms_and_bond_types_untrained(separation):
     """Categories with an exact posterior decode back from the start (separated components)."""
     g = _graphs()
     b = DenseGraphBatcher(g)(np.arange(len(g)))
-    model = _initialised(_model(g), b)
+    model = _initialised(_model(g, encoder_separation=separation), b)
     r = model.encode(b["types"], b["adj"], b["mask"], noise=model.noise(b["mask"], torch.Generator().manual_seed(1)))
     # force the edge decisions to the truth: the decoder is what training must teach
     pairs = upper_pairs(model.masks(b["mask"]))
@@ -263,6 +266,44 @@ def test_encode_decode_reconstructs_atoms_and_bond_types_untrained():
     t, a = model.decode(r["zn"], r["ze"], b["mask"])
     assert torch.equal(a, b["adj"])
     assert torch.equal(t[b["mask"]], b["types"][b["mask"]])
+
+
+def test_encoder_scales_stay_bounded_by_the_spacing_and_decode_exactly():
+    """With ``separation`` every scale is at most the L1 distance to the nearest other mean over
+    ``separation`` whatever the parameters, and draws at the bound decode to their own category
+    (Monte Carlo: worst case about 7e-6 per draw in 6-D at 48 with a 99:1 prior against)."""
+    torch.manual_seed(0)
+    for dim in (2, 6):
+        enc = MixtureEncoding(3, dim, np.array([0.98, 0.01, 0.01]), separation=48.0)
+        with torch.no_grad():
+            enc.mu.copy_(torch.randn(3, dim) * 0.3)          # close together
+            enc.raw_s.copy_(torch.randn(3, dim) * 3)
+        bound = enc.nearest_distance() / 48.0
+        assert (torch.exp(enc.log_scales()) <= bound[:, None] * (1 + 1e-6)).all()
+        with torch.no_grad():
+            enc.raw_s.fill_(-30.0)                           # every scale at its bound
+        n = 100_000
+        errors = 0
+        for c in range(3):
+            cat = torch.full((n,), c)
+            z, _ = enc.encode(cat, logistic_noise((n, dim), torch.Generator().manual_seed(c)), torch.ones(n), 1.0)
+            errors += int((enc.decode(z) != cat).sum())
+        assert errors <= 3, (dim, errors)
+        # the same geometry with scales four times the bound: the components overlap
+        free = MixtureEncoding(3, dim, np.array([0.98, 0.01, 0.01]))
+        with torch.no_grad():
+            free.mu.copy_(enc.mu)
+            free.log_s.copy_(torch.log(bound * 12.0)[:, None].expand(3, dim))
+        cat = torch.full((n,), 1)
+        z, _ = free.encode(cat, logistic_noise((n, dim), torch.Generator().manual_seed(1)), torch.ones(n), 1.0)
+        assert float((free.decode(z) != cat).double().mean()) > 0.01
+    # the bound moves the means: the entropy term's gradient pushes the nearest pair apart
+    enc = MixtureEncoding(2, 2, np.array([0.5, 0.5]), separation=48.0)
+    cat = torch.tensor([0, 1])
+    _, term = enc.encode(cat, torch.zeros(2, 2), torch.ones(2), 1.0)
+    (-term.sum()).backward()
+    gap = (enc.mu[0] - enc.mu[1]).detach()
+    assert float((enc.mu.grad[0] - enc.mu.grad[1]) @ gap) < 0   # descent increases the gap
 
 
 def test_samples_decode_or_are_counted_invalid_with_a_reason_and_are_seeded():
@@ -305,14 +346,17 @@ def test_generation_metrics_exact():
 
 @pytest.mark.slow
 def test_training_learns_reconstruction(tmp_path):
-    """A short run on a few molecules: bits per atom fall below the i.i.d. baseline and the edge
-    decoder learns (encode -> decode gives back no molecule at initialisation, where it calls every
-    pair "no bond"). Exact reconstruction is not what the beta -> 1 objective guarantees: here 67-92 %
-    of the 12 molecules come back after 300 steps depending on the noise, mostly lost on edges."""
+    """A short run on the 12 molecules with this package's objective (beta kept at 3, encoder
+    scales bounded at separation 48): bits per atom fall below the i.i.d. baseline and encode ->
+    decode gives back at least 95 % of 60 (molecule, noise draw) pairs, from 0 at initialisation
+    (where the edge decoder calls every pair "no bond"). Measured: 100 % for model seeds 0-2 after
+    1,200 steps, 100 / 96.7 / 96.7 % after 600; the paper's objective (beta 2 -> 1, free scales)
+    gave 58-68 % at these step counts (docs/graphcnf.md)."""
     from molgraph.methods.graphcnf.method import reconstruction_rate
+    from molgraph.methods.graphcnf.task import evaluate_bits
 
     g = _graphs()
-    model = _model(g, hidden=32, edge_hidden=16)
+    model = _model(g, hidden=32, edge_hidden=16, encoder_separation=48.0)
     batcher = DenseGraphBatcher(g)
     idx = np.arange(len(g))
     model.train()
@@ -320,19 +364,18 @@ def test_training_learns_reconstruction(tmp_path):
     assert reconstruction_rate(model, g, idx, seed=3) == 0.0
     opt = torch.optim.Adam(model.parameters(), lr=3e-3)
     model.train()
-    for step in range(300):
-        b = batcher(idx)
-        r = model(b, beta=beta_at(step, 2.0, 100))
+    b = batcher(idx)
+    for step in range(600):
+        r = model(b, beta=beta_at(step, 3.0, 100, beta_end=3.0))
         loss = -r["ll"].sum() / b["mask"].sum() / math.log(2) + r["reg"].sum() / b["mask"].sum()
         opt.zero_grad()
         loss.backward()
         torch.nn.utils.clip_grad_norm_(model.parameters(), 1.0)
         opt.step()
-    from molgraph.methods.graphcnf.task import evaluate_bits
-
     bits = evaluate_bits(model, batcher, idx)
     assert float((bits * g.lengths).sum() / g.lengths.sum()) < iid_baseline_bits(g, idx, idx)
-    assert reconstruction_rate(model, g, idx, seed=3) > 0.5
+    rates = [reconstruction_rate(model, g, idx, seed=s) for s in range(5)]
+    assert np.mean(rates) >= 0.95, rates
 
 
 @pytest.mark.slow

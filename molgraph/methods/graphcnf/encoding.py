@@ -43,28 +43,57 @@ def _spread_means(categories: int, dim: int) -> torch.Tensor:
 class MixtureEncoding(nn.Module):
     """Logistic-mixture encoding of one categorical vocabulary.
 
+    With ``separation`` set, every scale is bounded by its category's spacing: ``s_c,d =
+    (Delta_c / separation) * exp(-softplus(r_c,d))``, ``Delta_c`` the L1 distance from ``mu_c`` to
+    the nearest other mean. Scaling all means and scales together changes nothing (the next
+    ActNorm undoes it), so this bounds the one thing that matters, the overlap of the
+    components, and the encoder's entropy term now pushes the means apart instead of the
+    components into each other. ``separation = None`` keeps free scales (the paper's encoding).
+
     Args:
         categories: number of categories ``C``.
         dim: latent width ``D``.
         frequencies: ``(C,)`` prior ``p(c)`` (data frequencies; zeros are floored at 1e-6).
+        separation: the least L1 distance to another mean, in units of a category's scale
+            (``None``: unbounded).
     """
 
-    def __init__(self, categories: int, dim: int, frequencies: np.ndarray | torch.Tensor):
+    def __init__(self, categories: int, dim: int, frequencies: np.ndarray | torch.Tensor,
+                 separation: float | None = None):
         super().__init__()
         self.C, self.D = int(categories), int(dim)
+        self.separation = None if separation is None or self.C < 2 else float(separation)
+        if self.separation is not None and self.separation <= 0:
+            raise ValueError(f"separation must be positive, got {separation}")
         self.mu = nn.Parameter(_spread_means(self.C, self.D))
-        self.log_s = nn.Parameter(torch.full((self.C, self.D), -1.0))
+        if self.separation is None:
+            self.log_s = nn.Parameter(torch.full((self.C, self.D), -1.0))
+        else:
+            # start at half the bound: softplus(0) = log 2
+            self.raw_s = nn.Parameter(torch.zeros(self.C, self.D))
         freq = torch.as_tensor(np.asarray(frequencies, dtype=np.float64)).clamp_min(1e-6)
         if freq.numel() != self.C:
             raise ValueError(f"frequencies has {freq.numel()} entries for {self.C} categories")
         self.register_buffer("log_prior", torch.log(freq / freq.sum()).float())
 
+    def nearest_distance(self) -> torch.Tensor:
+        """``(C,)`` L1 distance from each mean to the nearest other mean."""
+        d = (self.mu[:, None, :] - self.mu[None, :, :]).abs().sum(-1)
+        return (d + torch.diag(torch.full((self.C,), float("inf"), device=d.device))).amin(1)
+
+    def log_scales(self) -> torch.Tensor:
+        """``(C, D)`` log-scales of the components."""
+        if self.separation is None:
+            return self.log_s
+        bound = torch.log(self.nearest_distance() / self.separation)
+        return bound[:, None] - nn.functional.softplus(self.raw_s)
+
     def log_posterior(self, z: torch.Tensor, own: torch.Tensor | None = None,
                       own_logq: torch.Tensor | None = None) -> torch.Tensor:
         """``(..., C)`` log p(c | z) for ``z`` ``(..., D)``; with ``own``/``own_logq``, the density
         of the own category is the given (exact) one."""
-        s = torch.exp(self.log_s)
-        logq = (logistic_logpdf((z[..., None, :] - self.mu) / s) - self.log_s).sum(-1)
+        log_s = self.log_scales()
+        logq = (logistic_logpdf((z[..., None, :] - self.mu) / torch.exp(log_s)) - log_s).sum(-1)
         if own is not None:
             logq = logq.scatter(-1, own[..., None], own_logq[..., None])
         return torch.log_softmax(logq + self.log_prior, dim=-1)
@@ -73,7 +102,7 @@ class MixtureEncoding(nn.Module):
                ) -> tuple[torch.Tensor, torch.Tensor]:
         """``c`` ``(...)`` categories, ``eps`` ``(..., D)`` logistic noise, ``w`` ``(...)`` counting
         weights; returns ``z`` ``(..., D)`` and the weighted term per entry ``(...)``."""
-        ls = self.log_s[c]
+        ls = self.log_scales()[c]
         z = self.mu[c] + torch.exp(ls) * eps
         own_logq = (logistic_logpdf(eps) - ls).sum(-1)
         log_post = self.log_posterior(z, c, own_logq).gather(-1, c[..., None])[..., 0]

@@ -172,13 +172,15 @@ class GraphCNFMethod(Method):
                         edge_dim=config.edge_dim, hidden=config.hidden, edge_hidden=config.edge_hidden,
                         gnn_layers=config.gnn_layers, node_flows=config.node_flows, bond_flows=config.bond_flows,
                         pair_flows=config.pair_flows, node_mixtures=config.node_mixtures,
-                        edge_mixtures=config.edge_mixtures)
+                        edge_mixtures=config.edge_mixtures,
+                        encoder_separation=config.encoder_separation or None)
 
     def build_task(self, config: GraphCNFConfig, prepared: GraphCNFPrepared, model: Any, *, member: int) -> Any:
         from molgraph.methods.graphcnf.task import GraphCNFTask
 
         _, _, _, hist = self._priors(prepared)
         return GraphCNFTask(model, beta_start=config.beta_start, beta_half_life=config.beta_half_life,
+                            beta_end=config.beta_end,
                             cdf_reg=config.cdf_reg, val_seed=config.data_seed, val_samples=config.val_samples,
                             length_hist=hist, vocab=prepared.graphs.vocab, time_limit=config.time_limit,
                             optimizer=config.optimizer, weight_decay=config.weight_decay, schedule=config.schedule,

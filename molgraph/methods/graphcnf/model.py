@@ -280,24 +280,28 @@ class GraphCNF(nn.Module):
         gnn_layers: message-passing rounds of every conditioner.
         node_flows, bond_flows, pair_flows: blocks of steps 1, 2, 3.
         node_mixtures, edge_mixtures: logistic components of the couplings (paper: 16 and 8).
+        encoder_separation: bound on the atom and bond encoders' scales, the least L1 distance to
+            another category's mean in units of a scale (see
+            :class:`~.encoding.MixtureEncoding`); ``None``: free scales, as in the paper.
     """
 
     def __init__(self, num_atom_types: int, atom_freq: Any, bond_freq: Any, bond_share: float, *,
                  node_dim: int = 6, edge_dim: int = 2, hidden: int = 64, edge_hidden: int = 32, gnn_layers: int = 2,
                  node_flows: int = 2, bond_flows: int = 3, pair_flows: int = 3, node_mixtures: int = 16,
-                 edge_mixtures: int = 8):
+                 edge_mixtures: int = 8, encoder_separation: float | None = None):
         super().__init__()
         self.config = dict(num_atom_types=int(num_atom_types), atom_freq=[float(v) for v in np.asarray(atom_freq)],
                            bond_freq=[float(v) for v in np.asarray(bond_freq)], bond_share=float(bond_share),
                            node_dim=node_dim, edge_dim=edge_dim, hidden=hidden, edge_hidden=edge_hidden,
                            gnn_layers=gnn_layers, node_flows=node_flows, bond_flows=bond_flows,
-                           pair_flows=pair_flows, node_mixtures=node_mixtures, edge_mixtures=edge_mixtures)
+                           pair_flows=pair_flows, node_mixtures=node_mixtures, edge_mixtures=edge_mixtures,
+                           encoder_separation=None if encoder_separation is None else float(encoder_separation))
         if node_dim < 2 or edge_dim < 2:
             raise ValueError(f"node_dim and edge_dim must be >= 2 (a coupling splits the channels), got "
                              f"{node_dim} and {edge_dim}")
         self.node_dim, self.edge_dim = node_dim, edge_dim
-        self.atom_enc = MixtureEncoding(num_atom_types, node_dim, atom_freq)
-        self.bond_enc = MixtureEncoding(3, edge_dim, bond_freq)
+        self.atom_enc = MixtureEncoding(num_atom_types, node_dim, atom_freq, encoder_separation)
+        self.bond_enc = MixtureEncoding(3, edge_dim, bond_freq, encoder_separation)
         self.virtual_enc = VirtualEdgeEncoding(edge_dim)
         self.edge_dec = EdgeDecoder(edge_dim, edge_hidden, bond_share)
         self.step1 = nn.ModuleList([NodeBlock(node_dim, hidden, gnn_layers, node_mixtures, k) for k in range(node_flows)])

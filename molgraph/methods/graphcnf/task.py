@@ -3,7 +3,7 @@
 Training batches come from a :class:`~molgraph.data.dense_graphs.LengthBucketSampler` (molecules
 of similar sizes together, seeded by ``(data_seed, epoch)``). The loss of a batch is its negative
 log-likelihood in bits per atom (the sum over its graphs divided by its atoms) with the decoders'
-terms weighted by ``beta = 1 + (beta_start - 1) * 0.5 ** (step / half_life)``, plus ``cdf_reg``
+terms weighted by ``beta = beta_end + (beta_start - beta_end) * 0.5 ** (step / half_life)``, plus ``cdf_reg``
 times the mixture-CDF penalty per atom. ``val_loss`` is the same bound with ``beta = 1`` and
 encoder noise seeded by the batch number (the same every epoch), in bits per atom: comparable
 across epochs and runs. With ``val_samples > 0`` each validation also samples that many
@@ -28,9 +28,10 @@ from molgraph.train.task import Task
 __all__ = ["GraphCNFDataModule", "GraphCNFTask", "beta_at", "evaluate_bits"]
 
 
-def beta_at(step: int, beta_start: float, half_life: float) -> float:
-    """The decoders' weight at optimizer step ``step``: ``1 + (beta_start - 1) * 0.5 ** (step / half_life)``."""
-    return 1.0 + (float(beta_start) - 1.0) * 0.5 ** (float(step) / float(half_life))
+def beta_at(step: int, beta_start: float, half_life: float, beta_end: float = 1.0) -> float:
+    """The decoders' weight at optimizer step ``step``:
+    ``beta_end + (beta_start - beta_end) * 0.5 ** (step / half_life)``."""
+    return float(beta_end) + (float(beta_start) - float(beta_end)) * 0.5 ** (float(step) / float(half_life))
 
 
 class _Batches:
@@ -100,7 +101,9 @@ class GraphCNFTask(Task):
 
     Args:
         model: a :class:`~molgraph.methods.graphcnf.model.GraphCNF`.
-        beta_start, beta_half_life: the decoders' weight schedule.
+        beta_start, beta_half_life, beta_end: the decoders' weight schedule (``beta_end = 1``:
+            the paper's, a likelihood bound; above 1 the decoders' terms are weighted up so
+            that encode -> decode stays exact, see docs/graphcnf.md).
         cdf_reg: weight of the mixture-CDF penalty.
         val_seed: seed of the validation noise and samples.
         val_samples: molecules sampled per validation (0: none) and the length histogram they
@@ -111,10 +114,11 @@ class GraphCNFTask(Task):
     """
 
     def __init__(self, model: torch.nn.Module, *, beta_start: float = 2.0, beta_half_life: float = 1000.0,
-                 cdf_reg: float = 1.0, val_seed: int = 0, val_samples: int = 0, length_hist: Any = None,
+                 beta_end: float = 1.0, cdf_reg: float = 1.0, val_seed: int = 0, val_samples: int = 0, length_hist: Any = None,
                  vocab: Any = None, time_limit: float | None = None, **kwargs: Any):
         super().__init__(model, **kwargs)
         self.beta_start, self.beta_half_life, self.cdf_reg = beta_start, beta_half_life, cdf_reg
+        self.beta_end = beta_end
         self.val_seed, self.val_samples = int(val_seed), int(val_samples)
         self.length_hist, self.vocab = length_hist, vocab
         self.time_limit = time_limit
@@ -132,7 +136,7 @@ class GraphCNFTask(Task):
     def training_step(self, batch: dict[str, torch.Tensor], batch_idx: int) -> torch.Tensor:
         if self._t0 is None:
             self._t0 = time.monotonic()
-        beta = beta_at(self.global_step, self.beta_start, self.beta_half_life)
+        beta = beta_at(self.global_step, self.beta_start, self.beta_half_life, self.beta_end)
         nll, reg, nodes = self._loss(batch, beta)
         loss = nll + self.cdf_reg * reg
         n = int(batch["types"].shape[0])
