@@ -174,6 +174,24 @@ def _check_distinct(name: str, mols: list[Chem.Mol | None]) -> None:
         raise BenchmarkCheckError(f"{name}: identical conformers within molecules {copies[:10]}")
 
 
+def _diverse_top(mol: Chem.Mol, order: np.ndarray, k: int, min_rmsd: float) -> list[int]:
+    """Conformer ids in ``order``, each kept only if its heavy-atom RMSD to every kept one exceeds
+    ``min_rmsd`` (angstrom); when fewer than k pass, the best-ranked skipped ones fill up to k."""
+    d, _ = rmsd_matrix(mol, mol)
+    kept: list[int] = []
+    for i in order:
+        if len(kept) == k:
+            break
+        if all(d[i, j] > min_rmsd for j in kept):
+            kept.append(int(i))
+    for i in order:
+        if len(kept) == k:
+            break
+        if int(i) not in kept:
+            kept.append(int(i))
+    return kept
+
+
 def _scores(model, result: ConformerResult, what: str, seed: int) -> np.ndarray:
     """(n_conf,) higher = preferred: the learned model's score, or minus the MMFF94 energy."""
     if what == "mmff":
@@ -263,11 +281,31 @@ def part_qm9(args) -> dict:
             f"CGCF+MMFF[energy] top {k} of {cg_pool}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
             pool_gen_s + mmff_cg_s + score_s, sum(m.GetNumConformers() for m in top if m is not None),
             first_label="top_ranked", extra={"scoring_s": score_s})
+        if args.hybrid_prune is not None:
+            for label, orders in (("ranked by energy", [None if s_ is None else np.argsort(-s_, kind="stable")
+                                                         for s_ in scores]),
+                                  ("in sampling order", [np.arange(r.n_confs) if r.ok else None for r in cg_mmff])):
+                t1 = time.perf_counter()
+                top = [None if o is None else _subset(r.mol, _diverse_top(r.mol, o, k, args.hybrid_prune))
+                       for r, o in zip(cg_mmff, orders)]
+                extra_s = score_s if label.startswith("ranked") else 0.0
+                rows[f"CGCF+MMFF94 pool {cg_pool} {label}, diverse top {k} (RMSD > {args.hybrid_prune} A)"] = _row(
+                    f"CGCF+MMFF {label} diverse {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
+                    pool_gen_s + mmff_cg_s + extra_s + time.perf_counter() - t1,
+                    sum(m.GetNumConformers() for m in top if m is not None), first_label="top_ranked")
     if args.rk4:
         cgcf_row("CGCF (rk4 speed mode)", 0, solver="rk4")
     if model.energy is not None and args.langevin_steps:
         cgcf_row(f"CGCF+ETM (Langevin {args.langevin_steps})", args.langevin_steps)
 
+    if args.hybrid_prune is not None:
+        # the control for the diverse rows: the pool in RDKit's order (no ranking), pruned alike
+        t1 = time.perf_counter()
+        top = [_subset(r.mol, _diverse_top(r.mol, np.arange(r.n_confs), k, args.hybrid_prune)) if r.ok else None
+               for r in etkdg_mmff]
+        rows[f"ETKDG+MMFF pool {pool} in RDKit order, diverse first {k} (RMSD > {args.hybrid_prune} A)"] = _row(
+            f"ETKDG+MMFF diverse first {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
+            pool_s + mmff_s + time.perf_counter() - t1, sum(m.GetNumConformers() for m in top if m is not None))
     # hybrid: the learned model ranks the ETKDG+MMFF pool; top k kept. "mmff" (lowest MMFF94
     # energy first) is the ranking a user gets without any learned model: the bar for the others.
     whats = [w for w in args.hybrid_scores if w in ("flow", "mmff") or model.energy is not None]
@@ -299,6 +337,17 @@ def part_qm9(args) -> dict:
                 f"hybrid[{what}]+Langevin", [_rmsds(m, ref) for m, ref in zip(refined, refs)], k,
                 secs + time.perf_counter() - t1, sum(m.GetNumConformers() for m in refined if m is not None),
                 first_label="top_ranked")
+        if args.hybrid_prune is not None:
+            # the same ranking, but a conformer is kept only if it is farther than the pruning
+            # RMSD from every one kept before it: a top k of near-copies cannot win best-of-k
+            t1 = time.perf_counter()
+            top = [None if s_ is None else _subset(r.mol, _diverse_top(r.mol, np.argsort(-s_, kind="stable"), k,
+                                                                        args.hybrid_prune))
+                   for r, s_ in zip(etkdg_mmff, scores)]
+            rows[f"hybrid ETKDG+MMFF pool {pool} ranked by {what}, diverse top {k} (RMSD > {args.hybrid_prune} A)"] = \
+                _row(f"hybrid[{what}] diverse top {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
+                     secs + time.perf_counter() - t1, sum(m.GetNumConformers() for m in top if m is not None),
+                     first_label="top_ranked")
         # the ranking alone, at equal generation counts: the model's pick among the first k
         # against the first of them (RDKit's order carries no preference) and the best of them
         picks, firsts, bests = [], [], []
@@ -499,6 +548,9 @@ def main(argv=None) -> int:
     p.add_argument("--hybrid-scores", nargs="+", choices=("flow", "energy", "tilted", "mmff"),
                    default=["flow", "energy", "tilted", "mmff"],
                    help="rankings of the ETKDG+MMFF pool (mmff: lowest MMFF94 energy first, no learned model)")
+    p.add_argument("--hybrid-prune", type=float, default=None, metavar="RMSD",
+                   help="also the 'diverse top k' rows: the ranked pool with conformers within RMSD (angstrom, heavy "
+                        "atoms) of a better-ranked kept one skipped, and the same pruning in RDKit's order as control")
     p.add_argument("--cgcf-pool", type=int, default=0,
                    help="QM9: CGCF conformers generated per molecule; the CGCF rows use the first k, and a pool "
                         "> k adds the row 'CGCF+MMFF pool ranked by energy, top k' (default 0: k only)")
