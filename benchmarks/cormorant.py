@@ -357,17 +357,31 @@ def run_speed(args, device) -> list[dict[str, Any]]:
     return rows
 
 
+DEFAULT_NET = {"levels": 4, "lmax": 2, "channels": 16, "modern": False}
+
+
 def plot_learning_curves(inputs: list[Path], out: Path) -> None:
-    """Test MAE against training-set size, one panel per QM9 result file (log-log)."""
+    """Test MAE against training-set size (log-log), one panel per (target, Cormorant network).
+
+    Files with the same target and network (e.g. one run per training size) share a panel; files
+    written before the network was recorded used the defaults (4 levels, lmax 2, 16 channels).
+    """
     import matplotlib
 
     matplotlib.use("Agg")
     import matplotlib.pyplot as plt
 
-    results = [json.loads(Path(p).read_text()) for p in inputs]
-    fig, axes = plt.subplots(1, len(results), figsize=(4.5 * len(results), 3.6), squeeze=False)
-    for ax, res in zip(axes[0], results):
-        rows = res["rows"]
+    panels: dict[tuple, list[dict[str, Any]]] = {}
+    for path in inputs:
+        res = json.loads(Path(path).read_text())
+        if res.get("benchmark") != "cormorant/qm9":
+            raise SystemExit(f"plot: {path} is not a qm9 result file (benchmark {res.get('benchmark')!r})")
+        net = {**DEFAULT_NET, **(res.get("cormorant_network") or {})}
+        key = (res["rows"][0]["target"], net["levels"], net["lmax"], net["channels"], net["modern"],
+               res["rows"][0]["budget_s"])
+        panels.setdefault(key, []).extend(res["rows"])
+    fig, axes = plt.subplots(1, len(panels), figsize=(4.5 * len(panels), 3.6), squeeze=False)
+    for ax, ((target, levels, lmax, _ch, modern, budget), rows) in zip(axes[0], panels.items()):
         for model in dict.fromkeys(r["model"] for r in rows):
             pts = sorted((r["n_train"], r["test"]["mae"]) for r in rows if r["model"] == model)
             ax.plot([p[0] for p in pts], [p[1] for p in pts], "o-", label=model)
@@ -375,7 +389,8 @@ def plot_learning_curves(inputs: list[Path], out: Path) -> None:
         ax.set_yscale("log")
         ax.set_xlabel("training molecules")
         ax.set_ylabel(f"test MAE ({rows[0]['unit']})")
-        ax.set_title(f"QM9 {rows[0]['target']}, {rows[0]['budget_s']:.0f} s per model")
+        ax.set_title(f"QM9 {target}; Cormorant {levels} levels, lmax {lmax}{', modern' if modern else ''}; "
+                     f"{budget:.0f} s per model", fontsize=8)
         ax.legend()
     fig.tight_layout()
     fig.savefig(out, dpi=120)
