@@ -47,6 +47,7 @@ from __future__ import annotations
 import argparse
 import json
 import math
+import os
 import platform
 import sys
 import time
@@ -401,7 +402,8 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("part", choices=("qm9", "rmd17", "speed", "plot"),
                    help="which benchmark; plot: learning curves of qm9 result files (--inputs) into --out (PNG)")
     p.add_argument("--inputs", type=Path, nargs="+", default=[], help="plot: qm9 result files")
-    p.add_argument("--data-root", default=None, help="data root holding 3d/ (default $MOLGRAPH_DATA)")
+    p.add_argument("--data-root", default=os.environ.get("MOLGRAPH_DATA") or str(REPO.parent / "shared" / "data"),
+                   help="data root holding 3d/ (default $MOLGRAPH_DATA, else ../shared/data)")
     p.add_argument("--target", default="U0", help="QM9 target (default U0)")
     p.add_argument("--molecule", default="aspirin", help="rMD17 molecule (default aspirin)")
     p.add_argument("--n-train", type=int, nargs="+", default=[1000], help="QM9 training sizes (default 1000)")
