@@ -72,6 +72,33 @@ def train(args: argparse.Namespace, run_dir: Path) -> None:
     run_training(config, method="graphcnf", say=lambda m: print(m, flush=True))
 
 
+def moses_test_graphs(args: argparse.Namespace, vocab):
+    """``--test-molecules`` MOSES test molecules with <= ``--max-atoms`` heavy atoms, in a
+    seeded order: the molecules every measurement of this script scores."""
+    from molgraph.data.dense_graphs import DenseMolGraphs
+    from molgraph.data.moses import load_moses
+
+    test = load_moses("moses", args.data_root, part="test")
+    order = np.random.default_rng(args.seed).permutation(len(test))
+    graphs, _ = DenseMolGraphs.from_smiles((test.smiles[i] for i in order), vocab=vocab, max_atoms=args.max_atoms,
+                                           limit=args.test_molecules)
+    return graphs
+
+
+def errors_of(args: argparse.Namespace) -> int:
+    """Print where encode -> decode goes wrong for a finished run (3 noise draws x the test molecules)."""
+    from molgraph.methods.graphcnf.method import reconstruction_errors
+    from molgraph.methods.graphcnf.predict import GraphCNFGenerator
+    from molgraph.train.checkpoint import load_model_file
+
+    payload = load_model_file(args.errors_of / "model.pt")
+    gen = GraphCNFGenerator.from_section(payload["graphcnf"], payload)
+    graphs = moses_test_graphs(args, gen.vocab)
+    errors = reconstruction_errors(gen.model, graphs, np.arange(len(graphs)), seeds=(0, 1, 2))
+    print(json.dumps({"run": str(args.errors_of), **errors}))
+    return 0
+
+
 def curve(run_dir: Path) -> list[dict]:
     """Per-epoch validation numbers from the run's CSV log."""
     import pandas as pd
@@ -116,9 +143,14 @@ def main(argv: list[str] | None = None) -> int:
     p.add_argument("--reuse-run", type=Path, default=None, help="measure this finished run instead of training")
     p.add_argument("--train-seconds", type=float, default=None,
                    help="with --reuse-run: the training time the run took (its own log), recorded as given")
+    p.add_argument("--errors-of", type=Path, default=None,
+                   help="only print where encode -> decode goes wrong for this finished run (3 noise draws x "
+                        "the test molecules; writes no results)")
     p.add_argument("--part", default="cpu", help="results part (default cpu)")
     p.add_argument("--out", type=Path, default=REPO / "benchmarks" / "results" / "graphcnf.json")
     args = p.parse_args(argv)
+    if args.errors_of is not None:
+        return errors_of(args)
     run = start_run(argv, output=args.out)
 
     import torch
@@ -126,7 +158,7 @@ def main(argv: list[str] | None = None) -> int:
 
     from molgraph.data.dense_graphs import DenseGraphBatcher, DenseMolGraphs
     from molgraph.data.moses import load_moses
-    from molgraph.methods.graphcnf.method import iid_baseline_bits, reconstruction_rate
+    from molgraph.methods.graphcnf.method import iid_baseline_bits, reconstruction_errors, reconstruction_rate
     from molgraph.methods.graphcnf.predict import GraphCNFGenerator
     from molgraph.methods.graphcnf.sampling import generation_metrics, judge, random_graphs, scaffold_set
     from molgraph.methods.graphcnf.task import evaluate_bits
@@ -156,10 +188,7 @@ def main(argv: list[str] | None = None) -> int:
 
     # -- likelihood ----------------------------------------------------------------------------------
     train_graphs, _ = DenseMolGraphs.from_smiles(train_smiles, vocab=vocab, max_atoms=args.max_atoms)
-    test = load_moses("moses", args.data_root, part="test")
-    order = np.random.default_rng(args.seed).permutation(len(test))
-    test_graphs, _ = DenseMolGraphs.from_smiles((test.smiles[i] for i in order), vocab=vocab,
-                                                max_atoms=args.max_atoms, limit=args.test_molecules)
+    test_graphs = moses_test_graphs(args, vocab)
     both = DenseMolGraphs(
         np.concatenate([np.pad(train_graphs.types, ((0, 0), (0, args.max_atoms - train_graphs.max_atoms))),
                         np.pad(test_graphs.types, ((0, 0), (0, args.max_atoms - test_graphs.max_atoms)))]),
@@ -182,6 +211,8 @@ def main(argv: list[str] | None = None) -> int:
         "train_reconstruction": {"n": int(min(fit.size, args.test_molecules)),
                                  "rate": reconstruction_rate(gen.model, both, fit[:args.test_molecules],
                                                              seed=args.seed)},
+        # where it goes wrong: 3 noise draws x the test molecules (see reconstruction_errors)
+        "test_errors": reconstruction_errors(gen.model, both, tidx, seeds=(0, 1, 2)),
     }
     print("likelihood:", json.dumps(likelihood), flush=True)
 

@@ -339,8 +339,11 @@ class GraphCNF(nn.Module):
         Returns:
             dict with ``zn`` ``(B, N, Dn)``, ``ze`` ``(M, De)`` (final latents of the pairs
             ``upper_pairs(masks(node_mask))``), ``ll`` ``(B,)`` the log-likelihood bound in nats,
-            ``reg`` ``(B,)`` the CDF penalty, and the parts ``prior``, ``ldj``, ``enc_atoms``,
-            ``enc_bonds``, ``enc_virtual``, ``dec_edges``.
+            ``reg`` ``(B,)`` the CDF penalty, the parts ``prior``, ``ldj``, ``enc_atoms``,
+            ``enc_bonds``, ``enc_virtual``, ``dec_edges``, and the encoders' own samples before
+            any flow: ``zn_enc`` ``(B, N, Dn)`` atoms, ``zb_enc`` ``(bonds, De)`` bond types (the
+            bonded pairs of ``upper_pairs`` in order), ``zp_enc`` ``(M, De)`` the step-3 input
+            of every pair (what the edge decoder scores in training).
         """
         B = types.shape[0]
         types = torch.where(node_mask, types, torch.zeros_like(types))
@@ -353,6 +356,7 @@ class GraphCNF(nn.Module):
         eps_p = eps_e[g, pairs[:, 1], pairs[:, 2]]
         nw = node_mask.to(eps_n.dtype)
         zn, enc_atoms = self.atom_enc.encode(types, eps_n, nw, beta)
+        zn_enc = zn
         zn, enc_atoms = zn.double(), enc_atoms.double().sum(1)   # latents travel in float64 (see flows)
         s = Latents(zn=zn, node_mask=node_mask, adj=torch.where(self.masks(node_mask), adj, torch.zeros_like(adj)))
         ldj = torch.zeros(B, dtype=zn.dtype, device=zn.device)
@@ -364,6 +368,7 @@ class GraphCNF(nn.Module):
         bonds = pairs[is_bond]
         zb, enc_b = self.bond_enc.encode(pair_type[is_bond] - 1, eps_p[is_bond],
                                          torch.ones(bonds.shape[0], dtype=zn.dtype, device=zn.device), beta)
+        zb_enc = zb
         zb, enc_bonds = zb.double(), per_graph(enc_b.double(), bonds[:, 0], B)
         s = Latents(zn=s.zn, node_mask=node_mask, ze=zb, edges=bonds)
         for block in self.step2:
@@ -385,7 +390,8 @@ class GraphCNF(nn.Module):
         prior = (logistic_logpdf(s.zn).sum(-1) * nw).sum(1) + per_graph(logistic_logpdf(s.ze).sum(-1), g, B)
         ll = prior + ldj + enc_atoms + enc_bonds + enc_virtual + dec_edges
         return {"zn": s.zn, "ze": s.ze, "ll": ll, "reg": reg, "prior": prior, "ldj": ldj, "enc_atoms": enc_atoms,
-                "enc_bonds": enc_bonds, "enc_virtual": enc_virtual, "dec_edges": dec_edges}
+                "enc_bonds": enc_bonds, "enc_virtual": enc_virtual, "dec_edges": dec_edges,
+                "zn_enc": zn_enc, "zb_enc": zb_enc, "zp_enc": zp}
 
     def forward(self, batch: dict[str, torch.Tensor], beta: float = 1.0) -> dict[str, torch.Tensor]:
         return self.encode(batch["types"], batch["adj"], batch["mask"], beta=beta)
