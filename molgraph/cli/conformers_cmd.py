@@ -30,9 +30,18 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     g.add_argument("-n", "--n-confs", type=int, default=10, help="conformers per molecule (default 10)")
     g.add_argument("-o", "--output", required=True, type=Path, help="output .sdf")
     g.add_argument("--method", default="ETKDGv3",
-                   help="ETKDGv3 (default), srETKDGv3, ETKDGv2, ETKDG, ETDG, KDG, or cgcf (a learned model: needs --model)")
+                   help="ETKDGv3 (default), srETKDGv3, ETKDGv2, ETKDG, ETDG, KDG, cgcf (a learned model: needs --model), "
+                        "or hybrid (an ETKDGv3 pool ranked by a learned model, a diverse top n kept; docs/cgcf.md)")
     g.add_argument("--model", type=Path, default=None,
-                   help="with --method cgcf: run folder or model.pt of `molgraph cgcf train` (docs/cgcf.md)")
+                   help="with --method cgcf or hybrid: run folder or model.pt of `molgraph cgcf train` (docs/cgcf.md)")
+    g.add_argument("--hybrid-pool", type=int, default=50,
+                   help="--method hybrid: ETKDGv3 conformers embedded (and optimized) per molecule (default 50)")
+    g.add_argument("--hybrid-score", default="energy", choices=("energy", "flow", "tilted", "mmff"),
+                   help="--method hybrid: ranking of the pool: energy (-E of the model's energy network; default), "
+                        "flow (log p_flow), tilted (log p_flow - E), mmff (lowest force-field energy; no --model)")
+    g.add_argument("--hybrid-prune", type=float, default=0.5,
+                   help="--method hybrid: going down the ranking, keep a conformer only if its heavy-atom RMSD to "
+                        "every kept one exceeds this (angstrom; default 0.5; 0: the plain top n)")
     g.add_argument("--optimize", default="mmff", choices=("mmff", "uff", "none"),
                    help="force field: mmff (UFF where MMFF lacks parameters; default), uff, none")
     g.add_argument("--prune-rms", type=float, default=None, help="prune conformers closer than this (angstrom)")
@@ -96,6 +105,8 @@ def run_generate(args: argparse.Namespace) -> int:
     if not args.input.is_file():
         print(f"error: input file not found: {args.input}", file=sys.stderr)
         return 2
+    if args.method == "hybrid":
+        return _run_generate_hybrid(args)
     if args.method == "cgcf" or args.model is not None:
         return _run_generate_cgcf(args)
     try:
@@ -143,6 +154,40 @@ def _run_generate_cgcf(args: argparse.Namespace) -> int:
     counts = write_conformers_sdf(results, args.output, rejects)
     print(f"generated {counts.n_conformers} conformers (CGCF) for {counts.n_ok} of {counts.n_molecules} molecules "
           f"in {time.perf_counter() - start:.1f} s -> {args.output}")
+    print(f"failed {counts.n_failed} -> {rejects}; molecules with notes: {counts.n_with_notes}")
+    return 0 if counts.n_ok else 1
+
+
+def _run_generate_hybrid(args: argparse.Namespace) -> int:
+    """``--method hybrid``: an ETKDGv3 pool ranked by a CGCF model (molgraph.methods.cgcf.hybrid)."""
+    from molgraph.conformers import GenerationOptions
+    from molgraph.data.conformer_sdf import rejects_path_for, write_conformers_sdf
+    from molgraph.methods.cgcf.hybrid import check_score, hybrid_results
+    from molgraph.methods.cgcf.model import load_model
+    from molgraph.train.checkpoint import CheckpointError
+
+    if args.model is None and args.hybrid_score != "mmff":
+        print(f"error: --method hybrid with --hybrid-score {args.hybrid_score} needs --model RUN", file=sys.stderr)
+        return 2
+    try:
+        model = load_model(args.model) if args.model is not None else None
+        check_score(model, args.hybrid_score)
+        options = GenerationOptions(
+            n_confs=args.hybrid_pool, optimize=None if args.optimize == "none" else args.optimize,
+            prune_rms=args.prune_rms, seed=args.seed, max_attempts=args.max_attempts, timeout=args.timeout,
+        )
+        start = time.perf_counter()
+        # settings are checked here, before the output is opened
+        results = hybrid_results(model, _items(args), args.n_confs, pool=args.hybrid_pool, score=args.hybrid_score,
+                                 prune=args.hybrid_prune, options=options, n_jobs=args.n_jobs,
+                                 progress=sys.stderr.isatty() if args.progress is None else args.progress)
+    except (KeyError, ValueError, FileNotFoundError, CheckpointError) as err:
+        print(f"error: {err}", file=sys.stderr)
+        return 2
+    rejects = rejects_path_for(args.output)
+    counts = write_conformers_sdf(results, args.output, rejects)
+    print(f"generated {counts.n_conformers} conformers (hybrid, {args.hybrid_score}) for {counts.n_ok} of "
+          f"{counts.n_molecules} molecules in {time.perf_counter() - start:.1f} s -> {args.output}")
     print(f"failed {counts.n_failed} -> {rejects}; molecules with notes: {counts.n_with_notes}")
     return 0 if counts.n_ok else 1
 
