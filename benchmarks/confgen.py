@@ -67,6 +67,9 @@ import _harness as harness  # noqa: E402
 from molgraph.conformers import GenerationOptions, generate_batch, mol_from_geometry, rmsd_matrix  # noqa: E402
 from molgraph.conformers.generate import ConformerResult, _optimize  # noqa: E402
 from molgraph.conformers.seeds import duplicate_conformers  # noqa: E402
+from molgraph.methods.cgcf.hybrid import scores as _hybrid_scores  # noqa: E402
+from molgraph.methods.cgcf.hybrid import select  # noqa: E402
+from molgraph.methods.cgcf.hybrid import subset as _subset  # noqa: E402
 
 RESULTS = REPO / "benchmarks" / "results" / "confgen.json"
 PAPER = {
@@ -106,15 +109,6 @@ def _references(limit: int, sample_seed: int) -> tuple[list[Chem.Mol], list[str]
         refs.append(ref)
         inputs.append(Chem.MolToSmiles(Chem.RemoveHs(ref)))  # stereo from the DFT geometry
     return refs, inputs, skipped
-
-
-def _subset(mol: Chem.Mol, ids: list[int]) -> Chem.Mol:
-    out = Chem.Mol(mol)
-    out.RemoveAllConformers()
-    confs = list(mol.GetConformers())
-    for i in ids:
-        out.AddConformer(Chem.Conformer(confs[i]), assignId=True)
-    return out
 
 
 def _mmff(result: ConformerResult, max_iters: int) -> ConformerResult:
@@ -174,31 +168,23 @@ def _check_distinct(name: str, mols: list[Chem.Mol | None]) -> None:
         raise BenchmarkCheckError(f"{name}: identical conformers within molecules {copies[:10]}")
 
 
-def _diverse_top(mol: Chem.Mol, order: np.ndarray, k: int, min_rmsd: float) -> list[int]:
-    """Conformer ids in ``order``, each kept only if its heavy-atom RMSD to every kept one exceeds
-    ``min_rmsd`` (angstrom); when fewer than k pass, the best-ranked skipped ones fill up to k."""
-    d, _ = rmsd_matrix(mol, mol)
-    kept: list[int] = []
-    for i in order:
-        if len(kept) == k:
-            break
-        if all(d[i, j] > min_rmsd for j in kept):
-            kept.append(int(i))
-    for i in order:
-        if len(kept) == k:
-            break
-        if int(i) not in kept:
-            kept.append(int(i))
-    return kept
-
-
 def _scores(model, result: ConformerResult, what: str, seed: int) -> np.ndarray:
-    """(n_conf,) higher = preferred: the learned model's score, or minus the MMFF94 energy."""
-    if what == "mmff":
-        if result.energies is None or len(result.energies) != result.n_confs:
-            raise BenchmarkCheckError(f"{result.input}: no force-field energy for every conformer")
-        return -np.asarray(result.energies, dtype=np.float64)
-    return model.score(result.mol, what=what, seed=seed)
+    """(n_conf,) higher = preferred (the package's hybrid scores; a missing energy stops the run)."""
+    try:
+        return _hybrid_scores(model, result, what, seed)
+    except ValueError as err:
+        raise BenchmarkCheckError(str(err)) from err
+
+
+def _diverse(mol: Chem.Mol, score: np.ndarray, k: int, prune: float) -> list[int]:
+    """The hybrid's diverse selection (``molgraph.methods.cgcf.hybrid.select``), filled up to k
+    with the best-ranked skipped conformers so that every row compares k conformers."""
+    return select(mol, score, k, prune, fill=True)
+
+
+def _in_order(n: int) -> np.ndarray:
+    """Scores that rank conformers in their pool order (RDKit's order: no preference)."""
+    return -np.arange(n, dtype=np.float64)
 
 
 def part_qm9(args) -> dict:
@@ -274,20 +260,18 @@ def part_qm9(args) -> dict:
         t0 = time.perf_counter()
         scores = [_scores(model, r, "energy", args.seed) if r.ok else None for r in cg_mmff]
         score_s = time.perf_counter() - t0
-        top = [None if s_ is None else _subset(r.mol, list(np.argsort(-s_, kind="stable")[:k]))
-               for r, s_ in zip(cg_mmff, scores)]
+        top = [None if s_ is None else _subset(r.mol, select(r.mol, s_, k)) for r, s_ in zip(cg_mmff, scores)]
         pool_gen_s = rows["CGCF"]["generation_s"] * sum(r.n_confs for r in cg) / max(rows["CGCF"]["conformers"], 1)
         rows[f"CGCF+MMFF94 pool {cg_pool} ranked by energy, top {k}"] = _row(
             f"CGCF+MMFF[energy] top {k} of {cg_pool}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
             pool_gen_s + mmff_cg_s + score_s, sum(m.GetNumConformers() for m in top if m is not None),
             first_label="top_ranked", extra={"scoring_s": score_s})
         if args.hybrid_prune is not None:
-            for label, orders in (("ranked by energy", [None if s_ is None else np.argsort(-s_, kind="stable")
-                                                         for s_ in scores]),
-                                  ("in sampling order", [np.arange(r.n_confs) if r.ok else None for r in cg_mmff])):
+            for label, ranks in (("ranked by energy", scores),
+                                 ("in sampling order", [_in_order(r.n_confs) if r.ok else None for r in cg_mmff])):
                 t1 = time.perf_counter()
-                top = [None if o is None else _subset(r.mol, _diverse_top(r.mol, o, k, args.hybrid_prune))
-                       for r, o in zip(cg_mmff, orders)]
+                top = [None if o is None else _subset(r.mol, _diverse(r.mol, o, k, args.hybrid_prune))
+                       for r, o in zip(cg_mmff, ranks)]
                 extra_s = score_s if label.startswith("ranked") else 0.0
                 rows[f"CGCF+MMFF94 pool {cg_pool} {label}, diverse top {k} (RMSD > {args.hybrid_prune} A)"] = _row(
                     f"CGCF+MMFF {label} diverse {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
@@ -301,7 +285,7 @@ def part_qm9(args) -> dict:
     if args.hybrid_prune is not None:
         # the control for the diverse rows: the pool in RDKit's order (no ranking), pruned alike
         t1 = time.perf_counter()
-        top = [_subset(r.mol, _diverse_top(r.mol, np.arange(r.n_confs), k, args.hybrid_prune)) if r.ok else None
+        top = [_subset(r.mol, _diverse(r.mol, _in_order(r.n_confs), k, args.hybrid_prune)) if r.ok else None
                for r in etkdg_mmff]
         rows[f"ETKDG+MMFF pool {pool} in RDKit order, diverse first {k} (RMSD > {args.hybrid_prune} A)"] = _row(
             f"ETKDG+MMFF diverse first {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
@@ -313,8 +297,7 @@ def part_qm9(args) -> dict:
         t0 = time.perf_counter()
         scores = [_scores(model, r, what, args.seed) if r.ok else None for r in etkdg_mmff]
         score_s = time.perf_counter() - t0
-        top = [None if s is None else _subset(r.mol, list(np.argsort(-s, kind="stable")[:k]))
-               for r, s in zip(etkdg_mmff, scores)]
+        top = [None if s is None else _subset(r.mol, select(r.mol, s, k)) for r, s in zip(etkdg_mmff, scores)]
         secs = pool_s + mmff_s + score_s
         rows[f"hybrid ETKDG+MMFF pool {pool} ranked by {what}, top {k}"] = _row(
             f"hybrid[{what}] top {k} of {pool}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k, secs,
@@ -341,8 +324,7 @@ def part_qm9(args) -> dict:
             # the same ranking, but a conformer is kept only if it is farther than the pruning
             # RMSD from every one kept before it: a top k of near-copies cannot win best-of-k
             t1 = time.perf_counter()
-            top = [None if s_ is None else _subset(r.mol, _diverse_top(r.mol, np.argsort(-s_, kind="stable"), k,
-                                                                        args.hybrid_prune))
+            top = [None if s_ is None else _subset(r.mol, _diverse(r.mol, s_, k, args.hybrid_prune))
                    for r, s_ in zip(etkdg_mmff, scores)]
             rows[f"hybrid ETKDG+MMFF pool {pool} ranked by {what}, diverse top {k} (RMSD > {args.hybrid_prune} A)"] = \
                 _row(f"hybrid[{what}] diverse top {k}", [_rmsds(m, ref) for m, ref in zip(top, refs)], k,
@@ -425,7 +407,7 @@ def _ensemble_rows(keys: list[str], inputs: list[str], refs: list[Chem.Mol], pro
                 top.append(None)
                 continue
             sc = _scores(model, r, what, args.seed)
-            top.append(_subset(r.mol, list(np.argsort(-sc, kind="stable")[:n])))
+            top.append(_subset(r.mol, select(r.mol, sc, n)))
         name = f"hybrid: ETKDG+MMFF94 pool of {2 * mult}K ranked by {what}, top {mult}K"
         rows[name] = top
         secs[name] = pool_s + mmff_s + time.perf_counter() - t0

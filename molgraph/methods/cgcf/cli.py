@@ -27,6 +27,9 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
     t.add_argument("--flow-from", type=Path, default=None, metavar="RUN",
                    help="reuse the frozen flow of this run (folder or model.pt) and train only the energy network; "
                         "the flow's settings and data order come from that run")
+    t.add_argument("--accelerator", default="cpu", choices=("cpu", "gpu", "auto"),
+                   help="where the networks train: cpu (default), gpu (CUDA; an error when none is visible) or auto "
+                        "(CUDA when visible, else cpu); sampling, pools and the saved model stay on the CPU")
     for f in dataclasses.fields(CGCFConfig):
         t.add_argument("--" + f.name.replace("_", "-"), dest=f.name, type=type(f.default), default=f.default,
                        help=f"{f.metadata.get('help', '')} (default {f.default})")
@@ -40,15 +43,16 @@ def run_train(args: argparse.Namespace) -> int:
 
     from molgraph.io import error_exit
     from molgraph.methods.cgcf.config import CGCFConfig
-    from molgraph.methods.cgcf.train import train_cgcf
+    from molgraph.methods.cgcf.train import resolve_device, train_cgcf
 
     logging.basicConfig(level=logging.INFO, format="%(message)s", stream=sys.stderr)
     config = CGCFConfig(**{f.name: getattr(args, f.name) for f in dataclasses.fields(CGCFConfig)})
     try:
         config.validate()
+        resolve_device(args.accelerator)  # a refused accelerator fails before any data is read or written
         torch.manual_seed(config.seed)
         train_cgcf(config, args.output_dir, data_root=args.data_root, energy=not args.no_energy,
-                   flow_from=args.flow_from, say=lambda msg: print(msg, flush=True))
+                   flow_from=args.flow_from, say=lambda msg: print(msg, flush=True), accelerator=args.accelerator)
     except (ValueError, FileNotFoundError, FileExistsError, KeyError) as exc:
         return error_exit(str(exc))
     return 0

@@ -121,6 +121,14 @@ class GraphBatch:
     atom_ptr: torch.Tensor
     edge_ptr: torch.Tensor
 
+    def to(self, device: torch.device | str) -> "GraphBatch":
+        """The same batch with every tensor on ``device`` (itself when already there)."""
+        device = torch.device(device)
+        if self.z.device == device:
+            return self
+        return GraphBatch(**{name: (value.to(device) if isinstance(value, torch.Tensor) else value)
+                             for name, value in self.__dict__.items()})
+
 
 def collate(graphs: list[ExtendedGraph]) -> GraphBatch:
     """Concatenate graphs (atom indices offset); edges keep each graph's order."""

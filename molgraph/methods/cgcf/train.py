@@ -8,6 +8,12 @@ its validation split for the held-out checks) and writes a run folder::
 
 Each stage has a wall-clock budget (``max_minutes``, ``energy_max_minutes``); the run records
 how many iterations it reached.
+
+Device (``accelerator``, :func:`resolve_device`): the networks and their batches train on the
+chosen device; every random draw (data order, noise, Hutchinson probes) comes from CPU
+generators and is moved to the device, so a seed draws the same numbers on either device (the
+arithmetic still differs in rounding). Sampling for the NCE noise, the ETKDG pools and the saved
+model stay on the CPU.
 """
 
 from __future__ import annotations
@@ -28,8 +34,32 @@ from molgraph.methods.cgcf.flow import DistanceFlow
 from molgraph.methods.cgcf.graph import N_EDGE_TYPES, ExtendedGraph, collate
 from molgraph.methods.cgcf.model import CGCFModel, save_model
 
-__all__ = ["edge_type_stats", "train_flow", "flow_samples", "train_energy", "evaluate_nll", "train_cgcf",
+__all__ = ["ACCELERATORS", "resolve_device", "edge_type_stats", "train_flow", "flow_samples", "train_energy", "evaluate_nll", "train_cgcf",
            "RankingGroup", "etkdg_groups", "ranking_loss", "train_energy_ranking"]
+
+
+#: values of ``molgraph cgcf train --accelerator``
+ACCELERATORS = ("cpu", "gpu", "auto")
+
+
+def resolve_device(accelerator: str) -> torch.device:
+    """The torch device for ``accelerator``: ``cpu``, ``gpu`` (CUDA, required) or ``auto`` (CUDA if present).
+
+    Raises:
+        ValueError: an unknown name, or ``gpu`` when torch sees no CUDA device (the message says
+            which torch build this is).
+    """
+    if accelerator not in ACCELERATORS:
+        raise ValueError(f"accelerator must be one of {ACCELERATORS}, got {accelerator!r}")
+    if accelerator == "cpu":
+        return torch.device("cpu")
+    if torch.cuda.is_available():
+        return torch.device("cuda")
+    if accelerator == "gpu":
+        build = f"CUDA {torch.version.cuda}" if torch.version.cuda else "a CPU-only build"
+        raise ValueError(f"accelerator 'gpu': torch {torch.__version__} ({build}) sees no CUDA device; "
+                         "use --accelerator cpu (or auto, which falls back to the CPU)")
+    return torch.device("cpu")
 
 
 def edge_type_stats(graphs: list[ExtendedGraph]) -> tuple[torch.Tensor, torch.Tensor]:
@@ -45,28 +75,37 @@ def edge_type_stats(graphs: list[ExtendedGraph]) -> tuple[torch.Tensor, torch.Te
 
 
 def evaluate_nll(flow: DistanceFlow, graphs: list[ExtendedGraph], *, solver: str = "rk4", steps: int = 8,
-                 batch_size: int = 128, seed: int = 0, noise_std: float = 0.0) -> float:
-    """Mean negative log-likelihood per edge (nats, of angstrom distances) over ``graphs``."""
+                 batch_size: int = 128, seed: int = 0, noise_std: float = 0.0,
+                 device: torch.device | str = "cpu") -> float:
+    """Mean negative log-likelihood per edge (nats, of angstrom distances) over ``graphs``.
+
+    Computed on ``device``; the flow is left on the CPU.
+    """
     gen = torch.Generator().manual_seed(seed)
-    flow.eval()
+    flow.to(device).eval()
     total, n_edges = 0.0, 0
     for start in range(0, len(graphs), batch_size):
-        batch = collate(graphs[start:start + batch_size])
+        batch = collate(graphs[start:start + batch_size]).to(device)
         d = torch.from_numpy(np.concatenate([g.distances() for g in graphs[start:start + batch_size]])).float()
         if noise_std:
             d = d + noise_std * torch.randn(d.shape, generator=gen)
         probe = torch.randn(d.shape, generator=gen)
-        lp = flow.log_prob(d, batch, probe=probe, solver=solver, steps=steps, create_graph=False)
+        lp = flow.log_prob(d.to(device), batch, probe=probe.to(device), solver=solver, steps=steps, create_graph=False)
         total += float(-lp.detach().sum())
         n_edges += len(d)
+    flow.cpu()
     return total / n_edges
 
 
-def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable[[str], None] = print) -> tuple[DistanceFlow, dict]:
-    """Maximum likelihood on noised distances (Hutchinson trace, ``config.train_solver``)."""
+def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable[[str], None] = print,
+               device: torch.device | str = "cpu") -> tuple[DistanceFlow, dict]:
+    """Maximum likelihood on noised distances (Hutchinson trace, ``config.train_solver``) on ``device``.
+
+    Returns the flow on the CPU and the training record.
+    """
     torch.manual_seed(config.seed)
     mean, std = edge_type_stats(graphs)
-    flow = DistanceFlow(config.hidden, config.layers, config.integration_time, mean, std)
+    flow = DistanceFlow(config.hidden, config.layers, config.integration_time, mean, std).to(device)
     opt = torch.optim.Adam(flow.parameters(), lr=config.lr, betas=(0.95, 0.999))
     gen = torch.Generator().manual_seed(config.seed)
     dist = [torch.from_numpy(g.distances()).float() for g in graphs]
@@ -77,11 +116,11 @@ def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable
         perm = torch.randperm(len(graphs), generator=gen).tolist()
         for start in range(0, len(perm) - config.batch_size + 1, config.batch_size):
             idx = perm[start:start + config.batch_size]
-            batch = collate([graphs[i] for i in idx])
+            batch = collate([graphs[i] for i in idx]).to(device)
             d = torch.cat([dist[i] for i in idx])
             d = d + config.noise_std * torch.randn(d.shape, generator=gen)
             probe = torch.randn(d.shape, generator=gen)
-            lp = flow.log_prob(d, batch, probe=probe, solver=config.train_solver, steps=config.train_steps,
+            lp = flow.log_prob(d.to(device), batch, probe=probe.to(device), solver=config.train_solver, steps=config.train_steps,
                                atol=config.atol, rtol=config.rtol, create_graph=True)
             loss = -lp.sum() / len(d)  # per edge, as the reference's mean over edges
             opt.zero_grad()
@@ -98,9 +137,9 @@ def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable
                 running = []
             if it >= config.max_iters or time.perf_counter() - t0 >= config.max_minutes * 60:
                 break
-    flow.eval()
+    flow.cpu().eval()
     return flow, {"iterations": it, "seconds": time.perf_counter() - t0, "curve": curve,
-                  "examples_seen": it * config.batch_size}
+                  "examples_seen": it * config.batch_size, "device": str(torch.device(device))}
 
 
 def flow_samples(model: CGCFModel, mols, graphs: list[ExtendedGraph], per_mol: int, seed: int,
@@ -120,20 +159,24 @@ def flow_samples(model: CGCFModel, mols, graphs: list[ExtendedGraph], per_mol: i
 
 
 def _energies(energy: EnergyNet, graphs: list[ExtendedGraph], pos: list[np.ndarray]) -> torch.Tensor:
-    batch = collate(graphs)
-    x = torch.from_numpy(np.concatenate([p.reshape(-1, 3) for p in pos])).float()
+    """(len(graphs),) energies, computed on the device of ``energy``."""
+    device = next(energy.parameters()).device
+    batch = collate(graphs).to(device)
+    x = torch.from_numpy(np.concatenate([p.reshape(-1, 3) for p in pos])).float().to(device)
     return energy(x, batch)
 
 
 def train_energy(config: CGCFConfig, train: tuple[list, list, list], val: tuple[list, list, list], *,
-                 say: Callable[[str], None] = print) -> tuple[EnergyNet, dict]:
-    """NCE: DFT geometries (label 1) against frozen-flow samples (label 0), logit -E.
+                 say: Callable[[str], None] = print, device: torch.device | str = "cpu") -> tuple[EnergyNet, dict]:
+    """NCE: DFT geometries (label 1) against frozen-flow samples (label 0), logit -E, on ``device``.
 
     Args:
         train, val: ``(graphs, data positions (n, 3) each, noise positions (m, n, 3) each)``.
+
+    Returns the energy network on the CPU and the training record.
     """
     torch.manual_seed(config.seed + 1)
-    energy = EnergyNet(config.energy_hidden, config.energy_layers)
+    energy = EnergyNet(config.energy_hidden, config.energy_layers).to(device)
     opt = torch.optim.Adam(energy.parameters(), lr=config.energy_lr)
     gen = torch.Generator().manual_seed(config.seed + 1)
     graphs, data_pos, noise_pos = train
@@ -158,7 +201,7 @@ def train_energy(config: CGCFConfig, train: tuple[list, list, list], val: tuple[
         for start in range(0, len(perm), config.batch_size):
             chunk = [items[i] for i in perm[start:start + config.batch_size]]
             e = _energies(energy, [c[0] for c in chunk], [c[1][None] for c in chunk])
-            label = torch.tensor([c[2] for c in chunk])
+            label = torch.tensor([c[2] for c in chunk], device=e.device)
             # logit -E; weight the classes equally whatever the noise ratio
             w = torch.where(label > 0, 0.5 / max(float(label.mean()), 1e-6), 0.5 / max(1 - float(label.mean()), 1e-6))
             loss = (w * torch.nn.functional.binary_cross_entropy_with_logits(-e, label, reduction="none")).mean()
@@ -174,7 +217,8 @@ def train_energy(config: CGCFConfig, train: tuple[list, list, list], val: tuple[
             break
     energy.eval()
     acc, vloss = val_acc()
-    return energy, {"epochs": epoch, "seconds": time.perf_counter() - t0, "curve": curve,
+    energy.cpu()
+    return energy, {"device": str(torch.device(device)), "epochs": epoch, "seconds": time.perf_counter() - t0, "curve": curve,
                     "heldout_nce_accuracy": acc, "heldout_nce_loss": vloss,
                     "n_train_pairs": len(items), "n_val_molecules": len(val[0])}
 
@@ -299,19 +343,21 @@ def _ranking_check(energy: EnergyNet, groups: list[RankingGroup], chunk: int = 6
 
 
 def train_energy_ranking(config: CGCFConfig, train: list[RankingGroup], val: list[RankingGroup], *,
-                         say: Callable[[str], None] = print) -> tuple[EnergyNet, dict]:
+                         say: Callable[[str], None] = print,
+                         device: torch.device | str = "cpu") -> tuple[EnergyNet, dict]:
     """Conditional NCE: per molecule, the relaxed DFT conformer against its ETKDG+MMFF94 conformers.
 
     The logit of a conformer is -E; the loss is the cross-entropy of picking the data conformer
     out of its group, so E only has to order the conformers of one molecule (per-molecule
-    offsets cancel). The epoch with the lowest held-out loss is kept.
+    offsets cancel). The epoch with the lowest held-out loss is kept. Trained on ``device``;
+    returned on the CPU.
     """
     import copy
 
     if not train or not val:
         raise ValueError(f"need ranking groups for training and validation, got {len(train)} and {len(val)}")
     torch.manual_seed(config.seed + 1)
-    energy = EnergyNet(config.energy_hidden, config.energy_layers)
+    energy = EnergyNet(config.energy_hidden, config.energy_layers).to(device)
     opt = torch.optim.Adam(energy.parameters(), lr=config.energy_lr)
     gen = torch.Generator().manual_seed(config.seed + 1)
     t0, curve = time.perf_counter(), []
@@ -341,8 +387,8 @@ def train_energy_ranking(config: CGCFConfig, train: list[RankingGroup], val: lis
         if time.perf_counter() - t0 > config.energy_max_minutes * 60:
             break
     energy.load_state_dict(best_state)
-    energy.eval()
-    return energy, {"mode": "etkdg", "epochs": epoch, "kept_epoch": best_epoch, "seconds": time.perf_counter() - t0,
+    energy.cpu().eval()
+    return energy, {"mode": "etkdg", "device": str(torch.device(device)), "epochs": epoch, "kept_epoch": best_epoch, "seconds": time.perf_counter() - t0,
                     "curve": curve, "heldout": best, "heldout_untrained": untrained, "heldout_nce_accuracy": best["pairwise_accuracy"],
                     "heldout_nce_loss": best["loss"],
                     "n_train_groups": len(train), "n_train_conformers": sum(1 + len(g.noise) for g in train),
@@ -352,7 +398,8 @@ def train_energy_ranking(config: CGCFConfig, train: list[RankingGroup], val: lis
 
 
 def train_cgcf(config: CGCFConfig, run_dir: str | Path, *, data_root=None, energy: bool = True,
-               flow_from: str | Path | None = None, say: Callable[[str], None] = print) -> CGCFModel:
+               flow_from: str | Path | None = None, say: Callable[[str], None] = print,
+               accelerator: str = "cpu") -> CGCFModel:
     """Train the flow (and the energy network) on QM9 and write ``run_dir`` (must not exist or be empty).
 
     Args:
@@ -360,12 +407,15 @@ def train_cgcf(config: CGCFConfig, run_dir: str | Path, *, data_root=None, energ
         flow_from: a run folder or model file whose flow is reused (frozen); only the energy
             network is trained. The settings in :data:`~.config.FLOW_FIELDS` (network, flow
             training, data order) are taken from that run, whatever ``config`` says.
+        accelerator: ``cpu``, ``gpu`` or ``auto`` (:func:`resolve_device`), checked before
+            anything is read or written.
     """
     from molgraph.methods.cgcf.config import FLOW_FIELDS
     from molgraph.methods.cgcf.data import load_qm9_molecules
     from molgraph.methods.cgcf.model import load_model
 
     config.validate()
+    device = resolve_device(accelerator)
     run_dir = Path(run_dir)
     if run_dir.exists() and any(run_dir.iterdir()):
         raise FileExistsError(f"run folder {run_dir} is not empty; choose another")
@@ -386,10 +436,10 @@ def train_cgcf(config: CGCFConfig, run_dir: str | Path, *, data_root=None, energ
     say(f"data: {len(tr.mols)} training / {len(va.mols)} validation QM9 molecules "
         f"({len(tr.skipped)} / {len(va.skipped)} skipped) in {time.perf_counter() - t0:.0f} s")
     if base is None:
-        flow, flow_info = train_flow(config, tr.graphs, say=say)
-        nll_val = evaluate_nll(flow, va.graphs, steps=config.eval_steps, seed=config.seed)
+        flow, flow_info = train_flow(config, tr.graphs, say=say, device=device)
+        nll_val = evaluate_nll(flow, va.graphs, steps=config.eval_steps, seed=config.seed, device=device)
         nll_val_noised = evaluate_nll(flow, va.graphs, steps=config.eval_steps, seed=config.seed,
-                                      noise_std=config.noise_std)
+                                      noise_std=config.noise_std, device=device)
         say(f"held-out NLL per edge: {nll_val:.4f} (exact DFT distances), {nll_val_noised:.4f} (noised as in training)")
         flow_record = {**flow_info, "val_nll_per_edge": nll_val, "val_nll_per_edge_noised": nll_val_noised}
         data_record = {"source": "QM9 B3LYP minima (qm9_core.npz), Cormorant split", "n_train": len(tr.mols),
@@ -414,7 +464,7 @@ def train_cgcf(config: CGCFConfig, run_dir: str | Path, *, data_root=None, energ
             say(f"NCE noise: {n_nce_train} + {len(va.mols)} molecules of flow samples in {time.perf_counter() - t1:.0f} s")
             net, e_info = train_energy(
                 config, (tr.graphs[:n_nce_train], [g.pos for g in tr.graphs[:n_nce_train]], noise_tr),
-                (va.graphs, [g.pos for g in va.graphs], noise_va), say=say)
+                (va.graphs, [g.pos for g in va.graphs], noise_va), say=say, device=device)
         else:
             g_tr, skip_tr = etkdg_groups(tr.mols[:n_nce_train], tr.graphs[:n_nce_train], config.energy_pool,
                                          config.energy_same_rmsd, config.seed + 21)
@@ -422,7 +472,7 @@ def train_cgcf(config: CGCFConfig, run_dir: str | Path, *, data_root=None, energ
                                          config.seed + 22)
             say(f"ETKDG+MMFF94 pools: {len(g_tr)} training / {len(g_va)} validation molecules with something to rank "
                 f"(skipped {skip_tr} / {skip_va}) in {time.perf_counter() - t1:.0f} s")
-            net, e_info = train_energy_ranking(config, g_tr, g_va, say=say)
+            net, e_info = train_energy_ranking(config, g_tr, g_va, say=say, device=device)
             e_info.update(skipped_train=skip_tr, skipped_val=skip_va,
                           relax_rmsd_median=float(np.median([g.relax_rmsd for g in g_tr + g_va])))
         e_info["noise_seconds"] = time.perf_counter() - t1 - e_info["seconds"]
