@@ -34,12 +34,12 @@ def register(subparsers: argparse._SubParsersAction) -> argparse.ArgumentParser:
                         "or hybrid (an ETKDGv3 pool ranked by a learned model, a diverse top n kept; docs/cgcf.md)")
     g.add_argument("--model", type=Path, default=None,
                    help="with --method cgcf or hybrid: run folder or model.pt of `molgraph cgcf train` (docs/cgcf.md)")
-    g.add_argument("--hybrid-pool", type=int, default=50,
+    g.add_argument("--hybrid-pool", type=int, default=None,
                    help="--method hybrid: ETKDGv3 conformers embedded (and optimized) per molecule (default 50)")
-    g.add_argument("--hybrid-score", default="energy", choices=("energy", "flow", "tilted", "mmff"),
+    g.add_argument("--hybrid-score", default=None, choices=("energy", "flow", "tilted", "mmff"),
                    help="--method hybrid: ranking of the pool: energy (-E of the model's energy network; default), "
                         "flow (log p_flow), tilted (log p_flow - E), mmff (lowest force-field energy; no --model)")
-    g.add_argument("--hybrid-prune", type=float, default=0.5,
+    g.add_argument("--hybrid-prune", type=float, default=None,
                    help="--method hybrid: going down the ranking, keep a conformer only if its heavy-atom RMSD to "
                         "every kept one exceeds this (angstrom; default 0.5; 0: the plain top n)")
     g.add_argument("--optimize", default="mmff", choices=("mmff", "uff", "none"),
@@ -107,6 +107,11 @@ def run_generate(args: argparse.Namespace) -> int:
         return 2
     if args.method == "hybrid":
         return _run_generate_hybrid(args)
+    given = [name for name in ("hybrid_pool", "hybrid_score", "hybrid_prune") if getattr(args, name) is not None]
+    if given:
+        print(f"error: --{given[0].replace('_', '-')} is a setting of --method hybrid, not of {args.method}",
+              file=sys.stderr)
+        return 2
     if args.method == "cgcf" or args.model is not None:
         return _run_generate_cgcf(args)
     try:
@@ -166,6 +171,10 @@ def _run_generate_hybrid(args: argparse.Namespace) -> int:
     from molgraph.methods.cgcf.model import load_model
     from molgraph.train.checkpoint import CheckpointError
 
+    # the defaults, set here so that the other methods can refuse these options when given
+    args.hybrid_pool = 50 if args.hybrid_pool is None else args.hybrid_pool
+    args.hybrid_score = "energy" if args.hybrid_score is None else args.hybrid_score
+    args.hybrid_prune = 0.5 if args.hybrid_prune is None else args.hybrid_prune
     if args.model is None and args.hybrid_score != "mmff":
         print(f"error: --method hybrid with --hybrid-score {args.hybrid_score} needs --model RUN", file=sys.stderr)
         return 2
