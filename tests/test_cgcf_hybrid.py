@@ -246,3 +246,11 @@ def test_training_on_cpu_device_is_seeded_and_learns_the_record_says_cpu():
     net, e_rec = train_energy(config, data, data, say=lambda _: None, device="cpu")
     assert e_rec["device"] == "cpu" and e_rec["epochs"] == 2
     assert next(net.parameters()).device.type == "cpu"
+
+
+def test_hybrid_options_without_method_hybrid_are_refused(tmp_path, capsys):
+    src = tmp_path / "in.smi"
+    src.write_text("CCO\n")
+    code = _cli(["conformers", "generate", "-i", str(src), "-o", str(tmp_path / "o.sdf"), "--hybrid-pool", "20"])
+    assert code == 2 and "--hybrid-pool is a setting of --method hybrid" in capsys.readouterr().err
+    assert not (tmp_path / "o.sdf").exists()
