@@ -241,7 +241,8 @@ def test_training_on_cpu_device_is_seeded_and_learns_the_record_says_cpu():
         assert torch.equal(pa, pb), name
     torch.manual_seed(config.seed)
     init = DistanceFlow(8, 1, 0.5)  # the same initialisation train_flow starts from
-    assert not torch.equal(init.state_dict()["dynamics.out2.lin.weight"], flow_a.state_dict()["dynamics.out2.lin.weight"])
+    key = "dynamics.out2.lin.weight"
+    assert not torch.equal(init.state_dict()[key], flow_a.state_dict()[key])
     data = (graphs, [g.pos for g in graphs], noise)
     net, e_rec = train_energy(config, data, data, say=lambda _: None, device="cpu")
     assert e_rec["device"] == "cpu" and e_rec["epochs"] == 2

@@ -34,7 +34,8 @@ from molgraph.methods.cgcf.flow import DistanceFlow
 from molgraph.methods.cgcf.graph import N_EDGE_TYPES, ExtendedGraph, collate
 from molgraph.methods.cgcf.model import CGCFModel, save_model
 
-__all__ = ["ACCELERATORS", "resolve_device", "edge_type_stats", "train_flow", "flow_samples", "train_energy", "evaluate_nll", "train_cgcf",
+__all__ = ["ACCELERATORS", "resolve_device", "edge_type_stats", "train_flow", "flow_samples", "train_energy",
+           "evaluate_nll", "train_cgcf",
            "RankingGroup", "etkdg_groups", "ranking_loss", "train_energy_ranking"]
 
 
@@ -120,7 +121,8 @@ def train_flow(config: CGCFConfig, graphs: list[ExtendedGraph], *, say: Callable
             d = torch.cat([dist[i] for i in idx])
             d = d + config.noise_std * torch.randn(d.shape, generator=gen)
             probe = torch.randn(d.shape, generator=gen)
-            lp = flow.log_prob(d.to(device), batch, probe=probe.to(device), solver=config.train_solver, steps=config.train_steps,
+            lp = flow.log_prob(d.to(device), batch, probe=probe.to(device), solver=config.train_solver,
+                               steps=config.train_steps,
                                atol=config.atol, rtol=config.rtol, create_graph=True)
             loss = -lp.sum() / len(d)  # per edge, as the reference's mean over edges
             opt.zero_grad()
@@ -218,7 +220,8 @@ def train_energy(config: CGCFConfig, train: tuple[list, list, list], val: tuple[
     energy.eval()
     acc, vloss = val_acc()
     energy.cpu()
-    return energy, {"device": str(torch.device(device)), "epochs": epoch, "seconds": time.perf_counter() - t0, "curve": curve,
+    return energy, {"device": str(torch.device(device)), "epochs": epoch, "seconds": time.perf_counter() - t0,
+                    "curve": curve,
                     "heldout_nce_accuracy": acc, "heldout_nce_loss": vloss,
                     "n_train_pairs": len(items), "n_val_molecules": len(val[0])}
 
@@ -388,7 +391,8 @@ def train_energy_ranking(config: CGCFConfig, train: list[RankingGroup], val: lis
             break
     energy.load_state_dict(best_state)
     energy.cpu().eval()
-    return energy, {"mode": "etkdg", "device": str(torch.device(device)), "epochs": epoch, "kept_epoch": best_epoch, "seconds": time.perf_counter() - t0,
+    return energy, {"mode": "etkdg", "device": str(torch.device(device)), "epochs": epoch, "kept_epoch": best_epoch,
+                    "seconds": time.perf_counter() - t0,
                     "curve": curve, "heldout": best, "heldout_untrained": untrained, "heldout_nce_accuracy": best["pairwise_accuracy"],
                     "heldout_nce_loss": best["loss"],
                     "n_train_groups": len(train), "n_train_conformers": sum(1 + len(g.noise) for g in train),
