@@ -475,29 +475,17 @@ def part_geom(args) -> dict:
 def part_rmd17(args) -> dict:
     """rMD17 test-split-1 frames as thermal ensembles (``--rmd17-frames`` each): COV/MAT at 0.5 A."""
     from molgraph.conformers import CoverageProtocol
-    from molgraph.data.rmd17 import RMD17_SMILES
+    from molgraph.data.rmd17 import RMD17_SMILES, load_rmd17
 
     model = _load_model(args)
-    root = _data_root() / "3d" / "rmd17"
     rng = np.random.default_rng(args.sample_seed)
     out = {"frames_per_molecule": args.rmd17_frames, "threshold_A": 0.5, "model": str(args.model),
            "source": f"official test split 01, random frames (sample seed {args.sample_seed})", "molecules": {}}
     for name, smiles in RMD17_SMILES.items():
-        with np.load(root / f"rmd17_{name}_test_01.npz", allow_pickle=False) as f:
-            z, coords = f["nuclear_charges"], f["coords"]
-        frames = rng.choice(len(coords), size=min(args.rmd17_frames, len(coords)), replace=False)
-        ref, failed = None, 0
-        for fr in frames:
-            try:
-                one = mol_from_geometry(smiles, z, coords[fr])
-            except Exception:
-                failed += 1  # e.g. malonaldehyde frames with the proton between the oxygens
-                continue
-            if ref is None:
-                ref = one
-            else:
-                ref.AddConformer(Chem.Conformer(one.GetConformer()), assignId=True)
-        heavy = sum(int(a > 1) for a in z) > 3  # ethanol: 3 heavy atoms, RMSD over all atoms
+        frames_file = load_rmd17(name, 1, "test", root=_data_root())
+        frames = rng.choice(len(frames_file), size=min(args.rmd17_frames, len(frames_file)), replace=False)
+        ref, failed = frames_file.frame_ensemble(frames)
+        heavy = int((frames_file.z > 1).sum()) > 3  # ethanol: 3 heavy atoms, RMSD over all atoms
         print(f" rmd17 {name}: {ref.GetNumConformers()} frames ({failed} not mapped), "
               f"{'heavy' if heavy else 'all'} atoms", flush=True)
         entry = _ensemble_rows([name], [smiles], [ref], CoverageProtocol(threshold=0.5, heavy_atoms=heavy,

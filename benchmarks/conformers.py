@@ -312,9 +312,8 @@ def part_geom(args) -> dict:
 
 
 def part_rmd17(args) -> dict:
-    from molgraph.data.rmd17 import RMD17_SMILES
+    from molgraph.data.rmd17 import RMD17_SMILES, load_rmd17
 
-    root = _data_root() / "3d" / "rmd17"
     out = {"frames_per_molecule": args.rmd17_frames,
            "source": f"official test split 01, random frames (sample seed {args.sample_seed})",
            "generation_seed": args.seed, "mmff_max_iters": args.mmff_max_iters,
@@ -324,21 +323,10 @@ def part_rmd17(args) -> dict:
     for variant in ("ETKDGv3", "ETKDGv3+MMFF94"):
         out[variant] = {}
     for name, smiles in RMD17_SMILES.items():
-        with np.load(root / f"rmd17_{name}_test_01.npz", allow_pickle=False) as f:
-            z, coords = f["nuclear_charges"], f["coords"]
-        frames = rng.choice(len(coords), size=min(args.rmd17_frames, len(coords)), replace=False)
-        ref, failed = None, 0
-        for fr in frames:
-            try:
-                one = mol_from_geometry(smiles, z, coords[fr])
-            except Exception:
-                failed += 1  # e.g. malonaldehyde frames with the proton between the oxygens
-                continue
-            if ref is None:
-                ref = one
-            else:
-                ref.AddConformer(Chem.Conformer(one.GetConformer()), assignId=True)
-        heavy = sum(int(a > 1) for a in z) > 3
+        frames_file = load_rmd17(name, 1, "test", root=_data_root())
+        frames = rng.choice(len(frames_file), size=min(args.rmd17_frames, len(frames_file)), replace=False)
+        ref, failed = frames_file.frame_ensemble(frames)
+        heavy = int((frames_file.z > 1).sum()) > 3
         protocol = CoverageProtocol(threshold=0.5, heavy_atoms=heavy)
         res = next(generate_batch([smiles], options=GenerationOptions(n_confs=2 * ref.GetNumConformers(),
                                                                          optimize=None, seed=args.seed)))

@@ -200,3 +200,17 @@ def test_rmd17_graph_form(data_root, tmp_path):
     assert batch.forces.shape == (36, 3) and batch.energy.shape == (3,) and batch.pos.dtype == torch.float64
     back = CollatedGraphs.load(graphs.subset(range(10)).save(tmp_path / "u.npz"))
     assert torch.equal(back.forces, graphs.forces[:120]) and back.fields == graphs.fields
+
+
+def test_rmd17_frame_ensemble_holds_the_frames_as_conformers(data_root):
+    from molgraph.data.rmd17 import load_rmd17
+
+    ds = load_rmd17("ethanol", 1, "test")
+    frames = [9, 0, 5]
+    mol, failed = ds.frame_ensemble(frames)
+    assert failed == 0 and mol.GetNumConformers() == 3 and mol.GetNumAtoms() == 9
+    for k, fr in enumerate(frames):
+        # the molecule's atoms are in SMILES order: the same points, permuted
+        got = np.asarray(mol.GetConformer(k).GetPositions())
+        assert np.allclose(np.sort(got, axis=0), np.sort(ds.pos[fr].numpy(), axis=0), atol=1e-9)
+    assert ds.frame_ensemble([]) == (None, 0)

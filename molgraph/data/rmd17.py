@@ -11,9 +11,11 @@ of the energy. Files are read with ``allow_pickle=False`` and checked against th
 from __future__ import annotations
 
 import os
+from typing import Sequence
 
 import numpy as np
 import torch
+from rdkit import Chem
 from torch.utils.data import Dataset
 
 from molgraph.data.collated import CollatedGraphs
@@ -64,6 +66,35 @@ class RMD17Dataset(Dataset):
 
         return Data(z=self.z, pos=self.pos[i], energy=self.energy[i : i + 1], forces=self.forces[i],
                     frame=int(self.old_indices[i]), num_nodes=int(self.z.shape[0]))
+
+    def frame_ensemble(self, frames: Sequence[int]) -> tuple[Chem.Mol | None, int]:
+        """The given frames as conformers of one RDKit molecule (explicit hydrogens), a thermal
+        ensemble for coverage benchmarks.
+
+        Args:
+            frames: frame indices into this file, in the order the conformers get.
+
+        Returns:
+            The molecule (``None`` when no frame maps) and the number of frames whose geometry
+            does not map onto the SMILES (e.g. malonaldehyde frames with the proton between the
+            oxygens), which are left out.
+        """
+        from molgraph.chem.errors import MoleculeError
+        from molgraph.conformers import mol_from_geometry
+
+        z = self.z.numpy()
+        ref, failed = None, 0
+        for fr in frames:
+            try:
+                one = mol_from_geometry(self.smiles, z, self.pos[int(fr)].numpy())
+            except MoleculeError:
+                failed += 1
+                continue
+            if ref is None:
+                ref = one
+            else:
+                ref.AddConformer(Chem.Conformer(one.GetConformer()), assignId=True)
+        return ref, failed
 
     def to_graphs(self, cutoff: float = 5.0) -> CollatedGraphs:
         """Frames as radius graphs in a :class:`~molgraph.data.collated.CollatedGraphs` (one graph per frame).
