@@ -16,7 +16,7 @@ from molgraph.conformers import rmsd_matrix
 from molgraph.methods.cgcf.config import FLOW_FIELDS, CGCFConfig
 from molgraph.methods.cgcf.flow import DistanceFlow
 from molgraph.methods.cgcf.graph import extended_graph
-from molgraph.methods.cgcf.model import CGCFModel, load_model, save_model
+from molgraph.methods.cgcf.model import CGCFModel, _with_conformers, load_model, save_model
 from molgraph.methods.cgcf.train import etkdg_groups, ranking_loss
 
 
@@ -54,21 +54,11 @@ def test_etkdg_groups_relax_the_data_and_keep_only_other_conformers_as_noise():
     ff.Minimize(maxIts=500)
     assert e0 - ff.CalcEnergy() < 0.05
     # every noise conformer is a different conformer: heavy-atom RMSD above the threshold
-    noise = Chem.Mol(mol)
-    noise.RemoveAllConformers()
-    for p in g.noise:
-        conf = Chem.Conformer(mol.GetNumAtoms())
-        conf.SetPositions(p)
-        noise.AddConformer(conf, assignId=True)
+    noise = _with_conformers(mol, g.noise)
     assert 0 < len(g.noise) <= 10
     assert (rmsd_matrix(noise, data)[0][:, 0] > 0.25).all()
     # and the pool's RMSDs are to the unrelaxed input geometry
-    pool = Chem.Mol(mol)
-    pool.RemoveAllConformers()
-    for p in g.pool:
-        conf = Chem.Conformer(mol.GetNumAtoms())
-        conf.SetPositions(p)
-        pool.AddConformer(conf, assignId=True)
+    pool = _with_conformers(mol, g.pool)
     np.testing.assert_allclose(rmsd_matrix(pool, mol)[0][:, 0], g.pool_rmsd_dft, atol=1e-9)
 
 
