@@ -589,7 +589,7 @@ def scale(args: argparse.Namespace) -> dict[str, Any]:
         print(f"  {t['wall_s']:.1f} s, {t['molecules_per_second']:.0f} mol/s, peak RSS main "
               f"{t['peak_rss_main_bytes'] / 2**20:.0f} MiB, tree {t['peak_rss_tree_bytes'] / 2**20:.0f} MiB, "
               f"output {t['output_bytes'] / 2**20:.1f} MiB", flush=True)
-    # anchor, same run: the single-file path this issue replaced for libraries (`-o FILE.npz`, all
+    # anchor, same run: the single-file path that shards replace for libraries (`-o FILE.npz`, all
     # graphs in memory until written), SMILES only (no target column: less work than the contenders)
     anchor_out = work / "anchor_single_file.npz"
     print("== anchor: single .npz file, 2 jobs", flush=True)

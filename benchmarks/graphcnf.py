@@ -20,7 +20,7 @@ until ``--time-limit`` minutes have passed (the epoch in progress finishes), the
 * ``random_graphs``: the same numbers for graphs whose sizes, atom types and pair types are drawn
   independently from the training marginals (the validity baseline);
 * ``curve``: validation bits per atom and validity of ``--val-samples`` samples after every epoch;
-* ``goals``: the issue's CPU goals, each true or false.
+* ``goals``: the CPU goals (docs/graphcnf.md), each true or false.
 
 Self-checks (the script fails, naming the check, when one does not hold): the same seed gives the
 same samples; every valid SMILES parses and is one fragment; the report's uniqueness and novelty

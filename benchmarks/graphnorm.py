@@ -132,7 +132,7 @@ NORMS = ["graph", "batch", "layer", "instance", "none"]
 PAPER_RECALLED = {"mutag": 91.6, "ptc_mr": 64.9, "proteins": 77.4, "nci1": 81.4, "imdb_binary": 76.0}
 PAPER_RECALLED_SOURCE = ("Cai et al. 2021 (ICML), GIN + GraphNorm test accuracy; recalled, not read from a cited "
                          "table of the paper")
-TARGETS = {"mutag": 89.0, "proteins": 75.0, "nci1": 80.0}  # the issue's, paper protocol
+TARGETS = {"mutag": 89.0, "proteins": 75.0, "nci1": 80.0}  # accuracy goals (docs/graphnorm.md), paper protocol
 # per-dataset settings of the reference's test scripts (lsj2408/GraphNorm; defaults otherwise), used
 # by the accuracy part unless --no-reference-settings
 # (the social sets pool with the mean: `--graph_pooling_type mean` in its IMDB scripts).
